@@ -1,0 +1,56 @@
+# One virtual environment, created or updated idempotently from pinned versions (constraints.txt).
+# torch comes from the local CPU wheel (torch==2.13.0); everything else from PyPI through the pins.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= ros,sim,text,kernels,dev
+STAMP := $(VENV)/.installed-$(shell cat constraints.txt setup.py Makefile | sha1sum | cut -c1-12)
+export MUJOCO_GL ?= egl
+export HF_HUB_OFFLINE := 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: venv demo test lint format bench constraints system-deps clean
+
+venv: $(STAMP)
+
+$(STAMP): constraints.txt setup.py Makefile | system-deps
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip wheel 'setuptools>=77.0.3,<82'
+	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# Headless rendering (MuJoCo through EGL on Mesa) needs these system libraries.
+system-deps:
+	@if ! ldconfig -p | grep -q 'libEGL.so.1' || ! ldconfig -p | grep -q 'libGL.so.1'; then \
+		echo "installing libegl1 libgl1 libgl1-mesa-dri (headless rendering)"; \
+		apt-get update -qq && apt-get install -y -qq libegl1 libgl1 libgl1-mesa-dri; \
+	fi
+
+demo: venv
+	$(VENV)/bin/vid2robot-demo
+
+test: venv
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: venv
+	$(PY) -m kernels.bench --out docs/bench
+
+# Re-resolve the pins after changing setup.py's requirements (then commit constraints.txt).
+constraints: venv
+	{ echo "# Pinned versions of every dependency (direct and transitive), as resolved together on Python 3.11."; \
+	  echo "# Regenerate with: make constraints"; \
+	  $(PY) -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; } > constraints.txt
+
+clean:
+	rm -rf $(VENV) build install log
