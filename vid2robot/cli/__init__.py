@@ -1,0 +1,1 @@
+"""Command-line entry points (Hydra apps): train, eval, datagen, demo."""

@@ -1,0 +1,91 @@
+"""``vid2robot-train``: one Lightning + Hydra training CLI for every task of the package.
+
+The ``task`` config group (``vid2robot/conf/task/<name>.yaml``) provides an instantiable ``module``
+(LightningModule) and ``data`` (LightningDataModule); this file adds what every task shares: seeding, the
+Trainer, checkpoints (``last.ckpt`` for exact resume), CSV + TensorBoard logs and the progress bar.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+_LOGGERS = {"csv": CSVLogger, "tensorboard": TensorBoardLogger}
+
+
+def _loggers(names: list[str], run_dir: Path) -> list[Logger]:
+    unknown = sorted(set(names) - set(_LOGGERS))
+    if unknown:
+        raise ValueError(f"unknown logger(s) {unknown}; choose from {sorted(_LOGGERS)}")
+    return [_LOGGERS[name](save_dir=str(run_dir), name=name, version="") for name in names]
+
+
+def _callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="{epoch:03d}-{step:06d}",
+        save_last=True,
+        every_n_train_steps=cfg.checkpoint.every_n_train_steps,
+        every_n_epochs=None if cfg.checkpoint.every_n_train_steps else cfg.checkpoint.every_n_epochs,
+        save_top_k=cfg.checkpoint.save_top_k if cfg.checkpoint.monitor else 1,
+        monitor=cfg.checkpoint.monitor,
+        mode=cfg.checkpoint.mode,
+    )
+    return [checkpoint, LearningRateMonitor(logging_interval="step")]
+
+
+def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
+    """``None`` starts fresh; ``"last"`` resumes ``<run_dir>/checkpoints/last.ckpt``; else a file path."""
+    if ckpt_path is None:
+        return None
+    path = run_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if not path.is_file():
+        hint = " (ckpt_path=last looks in <hydra.run.dir>/checkpoints; pass the run's dir)" if ckpt_path == "last" else ""
+        raise FileNotFoundError(f"checkpoint to resume from not found: {path}{hint}")
+    return str(path)
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+    """Fit (and optionally test) the configured task; returns the final logged metrics."""
+    for key in ("module", "data"):
+        if key not in cfg or cfg[key] is None:
+            raise ValueError(f"the task config must define `{key}` with a _target_ (got task without it)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / "config.yaml")
+    L.seed_everything(cfg.seed, workers=True)
+    module = instantiate(cfg.module, _convert_="all")
+    data = instantiate(cfg.data, _convert_="all")
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        default_root_dir=str(run_dir),
+        logger=_loggers(list(cfg.loggers), run_dir),
+        callbacks=_callbacks(cfg, run_dir),
+    )
+    trainer.fit(module, datamodule=data, ckpt_path=resolve_checkpoint(cfg.ckpt_path, run_dir), weights_only=True)
+    if cfg.test_after_fit:
+        trainer.test(module, datamodule=data)
+    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    log.info("run dir: %s", run_dir)
+    for name, value in sorted(metrics.items()):
+        log.info("%s = %.4f", name, value)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> Any:
+    return run(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+if __name__ == "__main__":
+    main()
