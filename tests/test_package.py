@@ -30,12 +30,29 @@ def test_package_xml_is_format_3_ament_python_with_run_dependencies() -> None:
     assert root.findtext("name") == "vid2robot"
     assert root.find("export/build_type").text == "ament_python"
     run_deps = {dep.text for dep in root.findall("exec_depend")}
-    for dep in ("rclpy", "sensor_msgs", "geometry_msgs", "std_msgs", "std_srvs", "diagnostic_msgs", "python3-opencv"):
+    for dep in (
+        "rclpy",
+        "sensor_msgs",
+        "geometry_msgs",
+        "std_msgs",
+        "std_srvs",
+        "diagnostic_msgs",
+        "python3-opencv",
+    ):
         assert dep in run_deps, f"package.xml lacks <exec_depend>{dep}</exec_depend>"
 
 
 def test_layout_is_as_the_design_fixes_it() -> None:
-    for name in ("package.xml", "setup.py", "setup.cfg", "resource/vid2robot", *PACKAGES, "launch", "config", "tests"):
+    for name in (
+        "package.xml",
+        "setup.py",
+        "setup.cfg",
+        "resource/vid2robot",
+        *PACKAGES,
+        "launch",
+        "config",
+        "tests",
+    ):
         assert (REPO / name).exists(), f"missing {name}"
 
 
@@ -75,17 +92,36 @@ def test_imports_only_point_down_and_rclpy_mmdet_stay_in_their_place(package: st
         if package != "ros_nodes":
             assert "rclpy" not in imported, f"{path.relative_to(REPO)} imports rclpy outside ros_nodes/"
         if path != REPO / "detection" / "mmdet_plugin.py":
-            assert not imported & {"mmdet", "mmcv", "mmengine"}, f"{path.relative_to(REPO)} imports mmdet/mmcv"
+            assert not imported & {"mmdet", "mmcv", "mmengine"}, (
+                f"{path.relative_to(REPO)} imports mmdet/mmcv"
+            )
 
 
-@pytest.mark.skipif(shutil.which("colcon", path=str(Path(sys.executable).parent)) is None, reason="colcon not installed")
+@pytest.mark.skipif(
+    shutil.which("colcon", path=str(Path(sys.executable).parent)) is None, reason="colcon not installed"
+)
 def test_colcon_build_produces_the_ros_layout(tmp_path: Path) -> None:
     colcon = shutil.which("colcon", path=str(Path(sys.executable).parent))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(
-        [colcon, "--log-base", str(tmp_path / "log"), "build", "--base-paths", str(REPO),
-         "--build-base", str(tmp_path / "build"), "--install-base", str(tmp_path / "install")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False,
+        [
+            colcon,
+            "--log-base",
+            str(tmp_path / "log"),
+            "build",
+            "--base-paths",
+            str(REPO),
+            "--build-base",
+            str(tmp_path / "build"),
+            "--install-base",
+            str(tmp_path / "install"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     prefix = tmp_path / "install" / "vid2robot"

@@ -51,7 +51,11 @@ def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
         return None
     path = run_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
     if not path.is_file():
-        hint = " (ckpt_path=last looks in <hydra.run.dir>/checkpoints; pass the run's dir)" if ckpt_path == "last" else ""
+        hint = (
+            " (ckpt_path=last looks in <hydra.run.dir>/checkpoints; pass the run's dir)"
+            if ckpt_path == "last"
+            else ""
+        )
         raise FileNotFoundError(f"checkpoint to resume from not found: {path}{hint}")
     return str(path)
 
@@ -72,7 +76,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         logger=_loggers(list(cfg.loggers), run_dir),
         callbacks=_callbacks(cfg, run_dir),
     )
-    trainer.fit(module, datamodule=data, ckpt_path=resolve_checkpoint(cfg.ckpt_path, run_dir), weights_only=True)
+    trainer.fit(
+        module, datamodule=data, ckpt_path=resolve_checkpoint(cfg.ckpt_path, run_dir), weights_only=True
+    )
     if cfg.test_after_fit:
         trainer.test(module, datamodule=data)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}

@@ -66,7 +66,9 @@ class SeededItems(Dataset):
 
     def __init__(self, dataset: Any) -> None:
         if not callable(getattr(dataset, "get_item", None)):
-            raise TypeError(f"{type(dataset).__name__} needs a get_item(index, rng) method for seeded sampling")
+            raise TypeError(
+                f"{type(dataset).__name__} needs a get_item(index, rng) method for seeded sampling"
+            )
         self.dataset = dataset
 
     def __len__(self) -> int:
@@ -81,8 +83,11 @@ class ResumableDataLoader(DataLoader):
     """A ``DataLoader`` over a :class:`ResumableRandomSampler` that can resume mid-epoch."""
 
     def __init__(self, dataset: Any, *, sampler: ResumableRandomSampler, **kwargs: Any) -> None:
-        super().__init__(SeededItems(dataset) if not isinstance(dataset, SeededItems) else dataset,
-                         sampler=sampler, **kwargs)
+        super().__init__(
+            SeededItems(dataset) if not isinstance(dataset, SeededItems) else dataset,
+            sampler=sampler,
+            **kwargs,
+        )
         self._batches_served = 0
 
     def __iter__(self) -> Iterator[Any]:
