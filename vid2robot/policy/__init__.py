@@ -1,0 +1,31 @@
+"""Vid2Robot policy, its baselines, losses and deployment helpers."""
+
+from vid2robot.policy.action_tokenizer import ActionTokenizer
+from vid2robot.policy.bcz import BCZConfig, BCZPolicy
+from vid2robot.policy.checkpoint import build_policy, load_policy, policy_classes, save_policy
+from vid2robot.policy.configuration_vid2robot import Vid2RobotConfig
+from vid2robot.policy.deployment import DeployablePolicy
+from vid2robot.policy.frame_sampling import sample_prompt_frames, state_window_indices
+from vid2robot.policy.modeling_vid2robot import Vid2RobotPolicy
+from vid2robot.policy.policy_output import Vid2RobotOutput
+from vid2robot.policy.preprocess import frames_to_tensor
+from vid2robot.policy.task_conditioned import TaskIdConfig, TaskIdPolicy
+
+__all__ = [
+    "ActionTokenizer",
+    "BCZConfig",
+    "BCZPolicy",
+    "DeployablePolicy",
+    "TaskIdConfig",
+    "TaskIdPolicy",
+    "Vid2RobotConfig",
+    "Vid2RobotOutput",
+    "Vid2RobotPolicy",
+    "build_policy",
+    "frames_to_tensor",
+    "load_policy",
+    "policy_classes",
+    "sample_prompt_frames",
+    "save_policy",
+    "state_window_indices",
+]

@@ -1,0 +1,182 @@
+"""BC-Z baseline (Jang et al. 2021): a ResNet-18-style image encoder whose blocks are FiLM-conditioned
+(Perez et al. 2018: ``x * (1 + gamma(e)) + beta(e)``) on a pooled prompt-video embedding ``e``.
+
+Actions use the same 256-bin head as Vid2Robot (BC-Z regressed them) so that the trainer, losses and
+evaluators treat both alike; only the current (last) robot frame is used, as in BC-Z.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from vid2robot.policy.deployment import DeployablePolicy
+from vid2robot.policy.frame_encoders import _Normalize
+from vid2robot.policy.policy_output import Vid2RobotOutput
+from vid2robot.policy.validation import check_same_batch, check_video
+
+
+@dataclass
+class BCZConfig:
+    """Defaults are the small CPU variant; ``paper()`` gives ResNet-18 widths and depths."""
+
+    image_size: int = 96
+    prompt_frames: int = 16
+    state_frames: int = 8  # accepted for interface parity with Vid2Robot; only the last frame is used
+    action_dim: int = 4
+    action_bins: int = 256
+    horizon: int = 1
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    blocks_per_stage: tuple[int, ...] = (1, 1, 1, 1)
+    embed_dim: int = 128
+    hidden_dim: int = 256
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.widths = tuple(int(w) for w in self.widths)
+        self.blocks_per_stage = tuple(int(b) for b in self.blocks_per_stage)
+        if len(self.widths) != len(self.blocks_per_stage) or not self.widths:
+            raise ValueError(
+                f"widths {self.widths} and blocks_per_stage {self.blocks_per_stage} must pair up"
+            )
+        if min(self.widths) < 1 or min(self.blocks_per_stage) < 1 or any(w % 8 for w in self.widths):
+            raise ValueError(f"widths must be positive multiples of 8 and blocks >= 1, got {self.widths}")
+        for name in ("image_size", "prompt_frames", "state_frames", "action_dim", "horizon", "embed_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.action_bins < 2:
+            raise ValueError(f"action_bins must be >= 2, got {self.action_bins}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @classmethod
+    def small(cls, **overrides: Any) -> BCZConfig:
+        return cls(**overrides)
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> BCZConfig:
+        values: dict[str, Any] = dict(
+            image_size=224, widths=(64, 128, 256, 512), blocks_per_stage=(2, 2, 2, 2), embed_dim=512
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> BCZConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown BCZConfig keys {unknown}; expected a subset of {sorted(known)}")
+        return cls(**values)
+
+
+class _FiLMBlock(nn.Module):
+    """ResNet basic block (two 3x3 convs, GroupNorm) with FiLM before the residual sum when conditioned."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, cond_dim: int | None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.norm1 = nn.GroupNorm(8, c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.norm2 = nn.GroupNorm(8, c_out)
+        self.act = nn.ReLU()
+        self.shortcut = (
+            nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.GroupNorm(8, c_out))
+            if stride != 1 or c_in != c_out
+            else nn.Identity()
+        )
+        self.film = nn.Linear(cond_dim, 2 * c_out) if cond_dim else None
+        if self.film is not None:  # start as the identity modulation
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.norm2(self.conv2(self.act(self.norm1(self.conv1(x)))))
+        if self.film is not None:
+            gamma, beta = self.film(cond)[:, :, None, None].chunk(2, dim=1)
+            h = h * (1 + gamma) + beta
+        return self.act(h + self.shortcut(x))
+
+
+class _ResNet(nn.Module):
+    """ResNet-18 layout (stem, 4 stages of basic blocks), optionally FiLM-conditioned; returns pooled features."""
+
+    def __init__(self, config: BCZConfig, cond_dim: int | None) -> None:
+        super().__init__()
+        stem = config.widths[0]
+        self.stem = nn.Sequential(
+            _Normalize(), nn.Conv2d(3, stem, 7, 2, 3, bias=False), nn.GroupNorm(8, stem), nn.ReLU(),
+            nn.MaxPool2d(3, 2, 1),
+        )  # fmt: skip
+        blocks, c_in = [], stem
+        for stage, (width, count) in enumerate(zip(config.widths, config.blocks_per_stage, strict=True)):
+            for i in range(count):
+                blocks.append(_FiLMBlock(c_in, width, 2 if i == 0 and stage > 0 else 1, cond_dim))
+                c_in = width
+        self.blocks = nn.ModuleList(blocks)
+        self.out_dim = c_in
+
+    def forward(self, images: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.stem(images)
+        for block in self.blocks:
+            x = block(x, cond)
+        return x.mean(dim=(2, 3))
+
+
+class BCZPolicy(DeployablePolicy):
+    """Prompt video -> per-frame ResNet features, mean over time -> embedding ``e``; current robot frame ->
+    FiLM(e)-ResNet -> MLP -> ``[B, horizon, action_dim, bins]`` logits."""
+
+    config_class = BCZConfig
+
+    def __init__(self, config: BCZConfig | None = None) -> None:
+        config = config or BCZConfig()
+        super().__init__(config)
+        self.prompt_encoder = _ResNet(config, cond_dim=None)
+        self.prompt_proj = nn.Linear(self.prompt_encoder.out_dim, config.embed_dim)
+        self.state_encoder = _ResNet(config, cond_dim=config.embed_dim)
+        self.head = nn.Sequential(
+            nn.Linear(self.state_encoder.out_dim, config.hidden_dim),
+            nn.ReLU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden_dim, config.horizon * config.action_dim * config.action_bins),
+        )
+
+    def encode_prompt(self, prompt: torch.Tensor) -> torch.Tensor:
+        """Prompt video ``[B, Tp, 3, S, S]`` -> embedding ``[B, embed_dim]``."""
+        check_video("prompt_video", prompt, self.config.image_size, self.config.prompt_frames)
+        b, t = prompt.shape[:2]
+        features = self.prompt_encoder(prompt.flatten(0, 1)).view(b, t, -1).mean(1)
+        return self.prompt_proj(features)
+
+    def _check_single_prompt(self, prompt: torch.Tensor | int) -> torch.Tensor:
+        if not isinstance(prompt, torch.Tensor) or prompt.dim() != 4:
+            shape = tuple(prompt.shape) if isinstance(prompt, torch.Tensor) else type(prompt).__name__
+            raise ValueError(f"set_prompt takes one video [T, 3, S, S], got {shape}")
+        return prompt.unsqueeze(0).to(self.device)
+
+    def action_logits(self, prompt_encoding: torch.Tensor, robot_video: torch.Tensor) -> torch.Tensor:
+        check_video("robot_video", robot_video, self.config.image_size, self.config.state_frames)
+        check_same_batch(prompt=prompt_encoding, robot_video=robot_video)
+        features = self.state_encoder(robot_video[:, -1], prompt_encoding)
+        c = self.config
+        return self.head(features).view(-1, c.horizon, c.action_dim, c.action_bins)
+
+    def forward(
+        self,
+        prompt_video: torch.Tensor,
+        robot_video: torch.Tensor,
+        *,
+        robot_trajectory: torch.Tensor | None = None,
+    ) -> Vid2RobotOutput:
+        """Same contract as ``Vid2RobotPolicy.forward``; ``robot_trajectory`` is accepted and unused."""
+        embedding = self.encode_prompt(prompt_video)
+        return Vid2RobotOutput(self.action_logits(embedding, robot_video), prompt_embedding=embedding)

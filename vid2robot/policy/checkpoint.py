@@ -1,0 +1,107 @@
+"""Save and load policies: ``model.safetensors`` + ``config.json``, or a Lightning ``.ckpt``.
+
+A Lightning checkpoint must hold ``state_dict`` keys prefixed ``policy.`` and ``hyper_parameters`` with
+``policy_class`` (a class name of this package) and ``policy_config`` (a plain dict).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from vid2robot.policy.deployment import DeployablePolicy
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+def policy_classes() -> dict[str, type[DeployablePolicy]]:
+    """Every loadable policy class by name."""
+    from vid2robot.policy.bcz import BCZPolicy
+    from vid2robot.policy.modeling_vid2robot import Vid2RobotPolicy
+    from vid2robot.policy.task_conditioned import TaskIdPolicy
+
+    return {cls.__name__: cls for cls in (Vid2RobotPolicy, BCZPolicy, TaskIdPolicy)}
+
+
+def build_policy(policy_class: str, policy_config: dict[str, Any]) -> DeployablePolicy:
+    """Instantiate a policy from its class name and plain-dict config (as stored in checkpoints)."""
+    classes = policy_classes()
+    if policy_class not in classes:
+        raise ValueError(f"unknown policy class {policy_class!r}; expected one of {sorted(classes)}")
+    cls = classes[policy_class]
+    return cls(cls.config_class.from_dict(dict(policy_config)))
+
+
+def save_policy(policy: DeployablePolicy, directory: str | Path) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` (class name + config) into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in policy.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS_NAME))
+    meta = {"policy_class": type(policy).__name__, "policy_config": policy.config.to_dict()}
+    (directory / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+    return directory
+
+
+def _load_state(policy: DeployablePolicy, state: dict[str, torch.Tensor], source: Path) -> None:
+    expected = policy.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or unexpected or mismatched:
+        raise ValueError(
+            f"{source} does not fit {type(policy).__name__}: missing keys {missing}, "
+            f"unexpected keys {unexpected}, shape mismatches {mismatched}"
+        )
+    policy.load_state_dict(state)
+
+
+def _load_directory(directory: Path, map_location: str | torch.device) -> DeployablePolicy:
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(
+                f"{directory} has no {name} (expected a directory written by save_policy)"
+            )
+    meta = json.loads((directory / CONFIG_NAME).read_text())
+    if not {"policy_class", "policy_config"} <= set(meta):
+        raise ValueError(f"{directory / CONFIG_NAME} needs 'policy_class' and 'policy_config' entries")
+    policy = build_policy(meta["policy_class"], meta["policy_config"])
+    _load_state(policy, load_file(str(directory / WEIGHTS_NAME), device=str(map_location)), directory)
+    return policy
+
+
+def _load_lightning(path: Path, map_location: str | torch.device) -> DeployablePolicy:
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    hparams = ckpt.get("hyper_parameters", {})
+    if "policy_class" not in hparams or "policy_config" not in hparams:
+        raise ValueError(
+            f"{path}: hyper_parameters need 'policy_class' and 'policy_config', got {sorted(hparams)}"
+        )
+    policy = build_policy(hparams["policy_class"], hparams["policy_config"])
+    prefix = "policy."
+    state = {k[len(prefix) :]: v for k, v in ckpt.get("state_dict", {}).items() if k.startswith(prefix)}
+    if not state:
+        raise ValueError(f"{path}: no state_dict keys start with {prefix!r}")
+    _load_state(policy, state, path)
+    return policy
+
+
+def load_policy(path: str | Path, map_location: str | torch.device = "cpu") -> DeployablePolicy:
+    """Load a ``save_policy`` directory or a Lightning ``.ckpt``; returns the policy in eval mode."""
+    path = Path(path)
+    if path.is_dir():
+        policy = _load_directory(path, map_location)
+    elif path.is_file():
+        policy = _load_lightning(path, map_location)
+    else:
+        raise FileNotFoundError(f"no policy checkpoint at {path}")
+    return policy.to(map_location).eval()

@@ -1,0 +1,99 @@
+"""The LeRobot-style deployment interface shared by every policy: set_prompt / reset / select_action."""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vid2robot.policy.action_tokenizer import ActionTokenizer
+
+
+class DeployablePolicy(nn.Module):
+    """Base class: subclasses implement ``encode_prompt`` and ``action_logits`` (batched).
+
+    ``select_action`` keeps the last ``state_frames`` frames itself (padding by repeating the episode's
+    first frame) and, with ``horizon > 1``, replays the queued action chunk before predicting again.
+    Call ``eval()`` first (``load_policy`` returns policies in eval mode).
+    """
+
+    prompt_kind = "video"  # what set_prompt takes: "video" ([T, 3, S, S] float) or "task_index" (int)
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        self.config = config
+        self.tokenizer = ActionTokenizer(config.action_bins)
+        self._prompt: torch.Tensor | None = None
+        self._history: deque[torch.Tensor] = deque(maxlen=config.state_frames)
+        self._queue: deque[torch.Tensor] = deque()
+
+    def encode_prompt(self, prompt: torch.Tensor) -> torch.Tensor:
+        """Batched prompt -> the encoding that ``action_logits`` consumes (cached by ``set_prompt``)."""
+        raise NotImplementedError
+
+    def action_logits(self, prompt_encoding: torch.Tensor, robot_video: torch.Tensor) -> torch.Tensor:
+        """Encoded prompt + ``[B, T, 3, S, S]`` robot frames -> ``[B, horizon, action_dim, bins]``."""
+        raise NotImplementedError
+
+    def _check_single_prompt(self, prompt: torch.Tensor | int) -> torch.Tensor:
+        """Validate one unbatched prompt and return it batched (size 1)."""
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def decode_actions(self, logits: torch.Tensor) -> torch.Tensor:
+        """``[..., bins]`` logits -> continuous actions ``[...]`` (argmax bin centre)."""
+        return self.tokenizer.decode(logits.argmax(dim=-1))
+
+    @torch.no_grad()
+    def predict_action_chunk(self, prompt: torch.Tensor, robot_video: torch.Tensor) -> torch.Tensor:
+        """Batched, stateless: ``[B, horizon, action_dim]`` actions for the last frame of each robot video."""
+        return self.decode_actions(self.action_logits(self.encode_prompt(prompt), robot_video))
+
+    @torch.no_grad()
+    def set_prompt(self, prompt: torch.Tensor | int) -> None:
+        """Encode the task prompt once and cache it; drops any queued actions of the previous prompt."""
+        self._prompt = self.encode_prompt(self._check_single_prompt(prompt))
+        self._queue.clear()
+
+    def reset(self) -> None:
+        """New episode: clear the robot-frame history and the action queue (the prompt stays)."""
+        self._history.clear()
+        self._queue.clear()
+
+    @torch.no_grad()
+    def select_action(self, frame: torch.Tensor) -> torch.Tensor:
+        """One control step: float ``[3, S, S]`` in [0, 1] -> float ``[action_dim]`` in [-1, 1]."""
+        if self._prompt is None:
+            raise RuntimeError("call set_prompt(...) before select_action(...)")
+        size = self.config.image_size
+        if not isinstance(frame, torch.Tensor) or tuple(frame.shape) != (3, size, size):
+            shape = tuple(frame.shape) if isinstance(frame, torch.Tensor) else type(frame).__name__
+            raise ValueError(f"frame must be a float tensor [3, {size}, {size}], got {shape}")
+        if not torch.is_floating_point(frame):
+            raise ValueError(f"frame must be float in [0, 1], got {frame.dtype}")
+        frame = frame.to(self.device)
+        if not self._history:
+            self._history.extend([frame] * self.config.state_frames)
+        else:
+            self._history.append(frame)
+        if not self._queue:
+            window = torch.stack(tuple(self._history)).unsqueeze(0)
+            chunk = self.decode_actions(self.action_logits(self._prompt, window))[0]
+            self._queue.extend(chunk)
+        return self._queue.popleft()
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> DeployablePolicy:
+        """Load a policy saved by ``save_policy`` or a Lightning ``.ckpt``; it must be an instance of ``cls``."""
+        from vid2robot.policy.checkpoint import load_policy
+
+        policy = load_policy(path, map_location=map_location)
+        if not isinstance(policy, cls):
+            raise ValueError(f"{path} holds a {type(policy).__name__}, not a {cls.__name__}")
+        return policy

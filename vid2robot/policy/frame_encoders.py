@@ -1,0 +1,118 @@
+"""Per-frame image encoders: ``[B, 3, S, S]`` in [0, 1] -> tokens ``[B, N, d_model]``.
+
+Vid2Robot shares one image encoder between the prompt and the state encoders; which one is a config choice.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vid2robot.policy.configuration_vid2robot import Vid2RobotConfig
+
+# ImageNet statistics: inputs arrive in [0, 1] and every backbone here expects standardised pixels.
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+
+
+class _Normalize(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class ConvFrameEncoder(nn.Module):
+    """Small CPU-friendly conv net: four stride-2 conv/GroupNorm/GELU stages -> (S/16)^2 tokens."""
+
+    def __init__(self, image_size: int, d_model: int, widths: tuple[int, ...] = (32, 64, 128)) -> None:
+        super().__init__()
+        if image_size % 16:
+            raise ValueError(f"convnet frame encoder needs image_size divisible by 16, got {image_size}")
+        layers: list[nn.Module] = [_Normalize()]
+        c_in = 3
+        for c_out in (*widths, d_model):
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GroupNorm(8, c_out), nn.GELU()]
+            c_in = c_out
+        self.body = nn.Sequential(*layers)
+        self.pos_embed = nn.Parameter(torch.randn((image_size // 16) ** 2, d_model) * 0.02)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.body(images).flatten(2).transpose(1, 2) + self.pos_embed
+
+
+class ViTFrameEncoder(nn.Module):
+    """ViT (Dosovitskiy et al. 2021): patchify, learned position embedding, pre-norm encoder layers."""
+
+    def __init__(self, config: Vid2RobotConfig) -> None:
+        super().__init__()
+        width, patches = config.encoder_dim, (config.image_size // config.patch_size) ** 2
+        self.normalize = _Normalize()
+        self.patch_embed = nn.Conv2d(3, width, config.patch_size, stride=config.patch_size)
+        self.pos_embed = nn.Parameter(torch.randn(patches, width) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            width,
+            config.encoder_heads,
+            int(width * config.mlp_ratio),
+            config.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(layer, config.encoder_depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        self.proj = nn.Linear(width, config.d_model) if width != config.d_model else nn.Identity()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(self.normalize(images)).flatten(2).transpose(1, 2) + self.pos_embed
+        return self.proj(self.norm(self.encoder(x)))
+
+
+class BiFormerFrameEncoder(nn.Module):
+    """Adapter over ``detection.biformer.biformer_tiny`` used as a feature backbone.
+
+    Its ``forward_features`` output (``[B, C, H, W]``, ``[B, N, C]`` or pooled ``[B, C]``) becomes tokens,
+    projected to ``d_model``; the width ``C`` is read from one dry run at construction.
+    """
+
+    def __init__(self, image_size: int, d_model: int) -> None:
+        super().__init__()
+        try:
+            from detection.biformer import biformer_tiny
+        except ImportError as err:
+            raise ValueError(
+                "frame_encoder='biformer' needs detection.biformer.biformer_tiny, which could not be "
+                f"imported ({err}); use frame_encoder='convnet' or 'vit'"
+            ) from err
+        self.normalize = _Normalize()
+        self.backbone = biformer_tiny(num_classes=0)
+        if not hasattr(self.backbone, "forward_features"):
+            raise ValueError("detection.biformer.biformer_tiny() has no forward_features(); cannot use it")
+        with torch.no_grad():
+            width = self._tokens(torch.zeros(1, 3, image_size, image_size)).shape[-1]
+        self.proj = nn.Linear(width, d_model)
+
+    def _tokens(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.backbone.forward_features(self.normalize(images))
+        if features.dim() == 4:
+            return features.flatten(2).transpose(1, 2)
+        if features.dim() == 2:
+            return features.unsqueeze(1)
+        return features
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.proj(self._tokens(images))
+
+
+def build_frame_encoder(config: Vid2RobotConfig) -> nn.Module:
+    """The frame encoder named by ``config.frame_encoder``."""
+    if config.frame_encoder == "convnet":
+        return ConvFrameEncoder(config.image_size, config.d_model)
+    if config.frame_encoder == "vit":
+        return ViTFrameEncoder(config)
+    if config.frame_encoder == "biformer":
+        return BiFormerFrameEncoder(config.image_size, config.d_model)
+    raise ValueError(f"unknown frame_encoder {config.frame_encoder!r}")
