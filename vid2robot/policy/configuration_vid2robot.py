@@ -28,7 +28,7 @@ class Vid2RobotConfig:
     action_dim: int = 4
     action_bins: int = 256  # paper: 256 bins per action dimension
     horizon: int = 1  # action chunk length predicted per step
-    frame_encoder: str = "convnet"  # "convnet" (small CPU) | "vit" | "biformer" (detection.biformer)
+    frame_encoder: str = "convnet"  # "convnet" (small CPU) | "vit" | "biformer" (detection.biformer_tiny)
     patch_size: int = 16  # ViT only
     encoder_dim: int = 128  # ViT width (ignored by convnet, whose output is d_model)
     encoder_depth: int = 2  # ViT layers
@@ -83,6 +83,10 @@ class Vid2RobotConfig:
         if self.frame_encoder == "convnet" and self.image_size % 16:
             raise ValueError(
                 f"frame_encoder='convnet' needs image_size divisible by 16, got {self.image_size}"
+            )
+        if self.frame_encoder == "biformer" and self.image_size % 32:
+            raise ValueError(
+                f"frame_encoder='biformer' needs image_size divisible by 32, got {self.image_size}"
             )
         if self.frame_encoder == "vit":
             if self.encoder_dim % self.encoder_heads:

@@ -72,10 +72,9 @@ class ViTFrameEncoder(nn.Module):
 
 
 class BiFormerFrameEncoder(nn.Module):
-    """Adapter over ``detection.biformer.biformer_tiny`` used as a feature backbone.
+    """Adapter over ``detection.biformer.biformer_tiny`` (Zhu et al., CVPR 2023) as a feature backbone.
 
-    Its ``forward_features`` output (``[B, C, H, W]``, ``[B, N, C]`` or pooled ``[B, C]``) becomes tokens,
-    projected to ``d_model``; the width ``C`` is read from one dry run at construction.
+    Its ``forward_features`` map ``[B, C, H/32, W/32]`` becomes ``(S/32)^2`` tokens projected to ``d_model``.
     """
 
     def __init__(self, image_size: int, d_model: int) -> None:
@@ -87,24 +86,15 @@ class BiFormerFrameEncoder(nn.Module):
                 "frame_encoder='biformer' needs detection.biformer.biformer_tiny, which could not be "
                 f"imported ({err}); use frame_encoder='convnet' or 'vit'"
             ) from err
+        if image_size % 32:
+            raise ValueError(f"frame_encoder='biformer' needs image_size divisible by 32, got {image_size}")
         self.normalize = _Normalize()
         self.backbone = biformer_tiny(num_classes=0)
-        if not hasattr(self.backbone, "forward_features"):
-            raise ValueError("detection.biformer.biformer_tiny() has no forward_features(); cannot use it")
-        with torch.no_grad():
-            width = self._tokens(torch.zeros(1, 3, image_size, image_size)).shape[-1]
-        self.proj = nn.Linear(width, d_model)
-
-    def _tokens(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.backbone.forward_features(self.normalize(images))
-        if features.dim() == 4:
-            return features.flatten(2).transpose(1, 2)
-        if features.dim() == 2:
-            return features.unsqueeze(1)
-        return features
+        self.proj = nn.Linear(self.backbone.num_features, d_model)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.proj(self._tokens(images))
+        features = self.backbone.forward_features(self.normalize(images))
+        return self.proj(features.flatten(2).transpose(1, 2))
 
 
 def build_frame_encoder(config: Vid2RobotConfig) -> nn.Module:
