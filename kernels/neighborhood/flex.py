@@ -1,0 +1,37 @@
+"""2-D neighborhood attention on FlexAttention: NATTEN's window rule as a ``mask_mod`` over flattened pixels."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn.attention.flex_attention import create_block_mask
+
+from kernels.flex_common import flex
+from kernels.neighborhood.window import window_start
+
+
+def neighborhood_attention_2d(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    kernel_size: tuple[int, int],
+    dilation: tuple[int, int],
+    scale: float,
+) -> torch.Tensor:
+    b, h, height, width, d = q.shape
+    (kh, kw), (dh, dw) = kernel_size, dilation
+    row_start = window_start(torch.arange(height, device=q.device), height, kh, dh)
+    col_start = window_start(torch.arange(width, device=q.device), width, kw, dw)
+
+    def mask_mod(batch, head, q_idx, kv_idx):
+        dy = kv_idx // width - row_start[q_idx // width]
+        dx = kv_idx % width - col_start[q_idx % width]
+        in_rows = (dy >= 0) & (dy <= (kh - 1) * dh) & (dy % dh == 0)
+        in_cols = (dx >= 0) & (dx <= (kw - 1) * dw) & (dx % dw == 0)
+        return in_rows & in_cols
+
+    n = height * width
+    block_mask = create_block_mask(mask_mod, None, None, n, n, device=q.device)
+    out = flex(
+        q.reshape(b, h, n, d), k.reshape(b, h, n, d), v.reshape(b, h, n, d), scale, block_mask=block_mask
+    )
+    return out.reshape(b, h, height, width, d)
