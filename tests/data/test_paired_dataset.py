@@ -1,0 +1,87 @@
+"""Shapes, frame selection, padding and loader behaviour of the paired prompt/robot dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from episode_fixtures import LENGTHS, assert_levels, demo_level, robot_level
+from torch.utils.data import DataLoader
+
+from vid2robot.data.paired_dataset import PairedVideoDataset
+
+
+def test_items_shapes_window_and_padding(tiny_dataset: Path) -> None:
+    ds = PairedVideoDataset(
+        tiny_dataset, split="train", image_size=24, prompt_frames=4, state_frames=3, horizon=5, augment=False
+    )
+    assert len(ds) == sum(LENGTHS[i] for i in (0, 1, 3, 4))
+    index = ds.items.index((0, 1))  # episode 0 (12 steps), t = 1
+    item = ds[index]
+    assert item["prompt_video"].shape == (4, 3, 24, 24) and item["prompt_video"].dtype == torch.float32
+    assert item["robot_video"].shape == (3, 3, 24, 24)
+    assert_levels(item["robot_video"], [robot_level(t) for t in (0, 0, 1)])  # padded with the first frame
+    assert item["actions"].shape == (5, 4) and item["action_is_pad"].tolist() == [False] * 5
+    torch.testing.assert_close(item["actions"][:, 0], torch.arange(1, 6) / 100)
+    assert item["task"] == "reach the object" and item["task_index"] == 0 and item["timestep"] == 1
+    # The prompt comes from the other training episode of the task, through the demonstrator camera,
+    # with its first and last frames.
+    assert item["prompt_episode_index"] == 1
+    prompt = item["prompt_video"]
+    assert_levels(prompt[[0, -1]], [demo_level(0), demo_level(LENGTHS[1] - 1)])
+    means = prompt.mean(dim=(1, 2, 3))
+    assert torch.all(means[1:] < means[:-1])  # uniform in between, in order
+
+    end = ds[ds.items.index((0, 10))]
+    assert end["action_is_pad"].tolist() == [False, False, True, True, True]
+    torch.testing.assert_close(end["actions"][2:], end["actions"][1:2].expand(3, 4))  # padded with the last
+
+
+def test_same_episode_prompt_and_robot_camera(tiny_dataset: Path) -> None:
+    ds = PairedVideoDataset(
+        tiny_dataset, split="val", image_size=32, prompt_frames=2, prompt_camera="robot", prompt_source="same"
+    )
+    item = ds[0]
+    assert item["prompt_episode_index"] == item["episode_index"] == 2
+    assert_levels(item["prompt_video"], [robot_level(0), robot_level(LENGTHS[2] - 1)])
+
+
+def test_augmentation_is_per_video_and_train_only(tiny_dataset: Path) -> None:
+    train = PairedVideoDataset(tiny_dataset, split="train", image_size=32, state_frames=4, seed=3)
+    plain = PairedVideoDataset(
+        tiny_dataset, split="train", image_size=32, state_frames=4, augment=False, seed=3
+    )
+    assert train.augment and not PairedVideoDataset(tiny_dataset, split="val", prompt_source="same").augment
+    index = train.items.index((1, 10))
+    augmented, clean = train[index]["robot_video"], plain[index]["robot_video"]
+    assert not torch.allclose(augmented, clean)
+    # Flat frames stay flat under crop+jitter: one colour transform shared by the whole video keeps the
+    # ordering of the grey levels.
+    means = augmented.mean(dim=(1, 2, 3))
+    assert torch.all(means[1:] >= means[:-1])
+    torch.testing.assert_close(train[index]["robot_video"], augmented)  # deterministic given the seeds
+
+
+def test_bad_options_name_the_problem(tiny_dataset: Path) -> None:
+    with pytest.raises(ValueError, match=r"prompt_camera='human'.*choose from \['robot', 'demonstrator'\]"):
+        PairedVideoDataset(tiny_dataset, prompt_camera="human")
+    with pytest.raises(ValueError, match="prompt_source must be one of"):
+        PairedVideoDataset(tiny_dataset, prompt_source="random")
+    with pytest.raises(ValueError, match=r"at least 2 'val' episodes per task"):
+        PairedVideoDataset(tiny_dataset, split="val")
+    with pytest.raises(ValueError, match="k must be >= 2"):
+        PairedVideoDataset(tiny_dataset, prompt_frames=1)
+
+
+def test_multi_worker_loader_matches_single_process(tiny_dataset: Path) -> None:
+    ds = PairedVideoDataset(
+        tiny_dataset, split="train", image_size=16, prompt_frames=4, state_frames=2, augment=False
+    )
+    single = list(DataLoader(ds, batch_size=8))
+    multi = list(DataLoader(ds, batch_size=8, num_workers=2))
+    assert len(single) == len(multi)
+    for a, b in zip(single, multi, strict=True):
+        torch.testing.assert_close(a["prompt_video"], b["prompt_video"])
+        torch.testing.assert_close(a["actions"], b["actions"])
+        assert a["task"] == b["task"]

@@ -1,0 +1,135 @@
+"""(prompt video, robot episode) pairs of the same task, sampled the way Vid2Robot trains.
+
+Each item is one robot timestep ``t``: the robot camera's last ``state_frames`` frames up to ``t`` (padded by
+repeating frame 0, the window ``select_action`` builds online), the actions ``t .. t+horizon-1`` (padded with
+the last action), and a prompt video of the same task - from another episode by default (the paper pairs
+different episodes, e.g. a human video with a robot episode) - subsampled to ``prompt_frames`` frames with the
+first and last kept. Shuffling over all timesteps gives the paper's random ``t``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vid2robot.data.augment import VideoAugmentation, crop_frames, jitter_video
+from vid2robot.data.episode_dataset import EpisodeDataset
+from vid2robot.policy.frame_sampling import sample_prompt_frames, state_window_indices
+from vid2robot.policy.preprocess import frames_to_tensor
+
+PROMPT_SOURCES = ("other", "same")
+
+
+class PairedVideoDataset(Dataset):
+    """Torch dataset of prompt/robot pairs over one split of an episode dataset.
+
+    Items (collated by the default collate): ``prompt_video`` float ``[Tp, 3, S, S]``, ``robot_video`` float
+    ``[Ts, 3, S, S]``, ``actions`` float ``[horizon, action_dim]``, ``action_is_pad`` bool ``[horizon]``,
+    ``task_index`` int, ``task`` str (task text), ``episode_index``, ``prompt_episode_index``, ``timestep``.
+
+    Randomness (prompt episode, augmentation) comes from ``seed``, the item index and, when augmenting, the
+    process's torch seed (which Lightning sets per worker and epoch): runs repeat given the seeds, epochs and
+    workers differ. Without augmentation an index always gives the same item. Video files are opened per
+    read, so worker processes never share decoder state.
+    """
+
+    def __init__(
+        self,
+        root: str | Path | EpisodeDataset,
+        split: str = "train",
+        image_size: int = 96,
+        prompt_frames: int = 16,
+        state_frames: int = 8,
+        horizon: int = 1,
+        prompt_camera: str = "demonstrator",
+        robot_camera: str = "robot",
+        prompt_source: str = "other",
+        augment: bool | None = None,
+        augmentation: VideoAugmentation | None = None,
+        successful_only: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.episodes = root if isinstance(root, EpisodeDataset) else EpisodeDataset(root)
+        cameras = self.episodes.info.cameras
+        for name, cam in (("prompt_camera", prompt_camera), ("robot_camera", robot_camera)):
+            if cam not in cameras:
+                raise ValueError(
+                    f"{name}={cam!r} is not a camera of {self.episodes.root}; choose from {list(cameras)}"
+                )
+        if prompt_source not in PROMPT_SOURCES:
+            raise ValueError(f"prompt_source must be one of {PROMPT_SOURCES}, got {prompt_source!r}")
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        sample_prompt_frames(1, prompt_frames)  # validates prompt_frames
+        state_window_indices(0, state_frames)  # validates state_frames
+        self.split, self.image_size = split, image_size
+        self.prompt_frames, self.state_frames, self.horizon = prompt_frames, state_frames, horizon
+        self.prompt_camera, self.robot_camera, self.prompt_source = prompt_camera, robot_camera, prompt_source
+        self.augment = split == "train" if augment is None else augment
+        self.augmentation = augmentation or VideoAugmentation()
+        self.seed = seed
+
+        selected = self.episodes.select(split=split, success=True if successful_only else None)
+        if not selected:
+            raise ValueError(
+                f"{self.episodes.root} has no {'successful ' if successful_only else ''}{split!r} episodes"
+            )
+        self.prompt_pool: dict[str, list[int]] = {}
+        for index in selected:
+            self.prompt_pool.setdefault(self.episodes.episode(index).record.task, []).append(index)
+        if prompt_source == "other":
+            lonely = [task for task, pool in self.prompt_pool.items() if len(pool) < 2]
+            if lonely:
+                raise ValueError(
+                    f"prompt_source='other' needs at least 2 {split!r} episodes per task; {lonely} have one "
+                    "(generate more episodes or use prompt_source='same')"
+                )
+        self.items = [(index, t) for index in selected for t in range(self.episodes.episode(index).length)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _rng(self, index: int) -> np.random.Generator:
+        stream = torch.initial_seed() % (2**63) if self.augment else 0
+        return np.random.default_rng([self.seed, stream, index])
+
+    def _video(self, frames: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        if not self.augment:
+            return frames_to_tensor(frames, self.image_size)
+        box = self.augmentation.sample_crop(rng, frames.shape[1], frames.shape[2])
+        video = frames_to_tensor(np.ascontiguousarray(crop_frames(frames, box)), self.image_size)
+        return jitter_video(video, self.augmentation.sample_color(rng))
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self.items):
+            raise IndexError(f"index {index} out of range for {len(self.items)} items")
+        episode_index, t = self.items[index]
+        rng = self._rng(index)
+        episode = self.episodes.episode(episode_index)
+        task = episode.record.task
+        if self.prompt_source == "same":
+            prompt_index = episode_index
+        else:
+            pool = [i for i in self.prompt_pool[task] if i != episode_index]
+            prompt_index = pool[int(rng.integers(len(pool)))]
+        prompt_episode = self.episodes.episode(prompt_index)
+        prompt_raw = prompt_episode.frames(
+            self.prompt_camera, sample_prompt_frames(prompt_episode.length, self.prompt_frames)
+        )
+        robot_raw = episode.frames(self.robot_camera, state_window_indices(t, self.state_frames))
+        steps = np.arange(t, t + self.horizon)
+        actions = episode.actions[np.minimum(steps, episode.length - 1)]
+        return {
+            "prompt_video": self._video(prompt_raw, rng),
+            "robot_video": self._video(robot_raw, rng),
+            "actions": torch.from_numpy(np.ascontiguousarray(actions, np.float32)),
+            "action_is_pad": torch.from_numpy(steps >= episode.length),
+            "task_index": episode.record.task_index,
+            "task": episode.record.task_text,
+            "episode_index": episode_index,
+            "prompt_episode_index": prompt_index,
+            "timestep": t,
+        }
