@@ -1,0 +1,177 @@
+"""Bi-level routing attention as fused Triton kernels (forward and backward).
+
+Each program takes a tile of one query region's tokens and walks the ``k * T`` routed key tokens in tiles,
+reading each key row straight from ``k``/``v`` through ``topk_index`` (key column c is token ``c % T`` of
+routed region ``topk_index[c // T]``), so the top-k-fold gathered copy of the official code never exists.
+Backward: ``dq`` is owned by the program; ``dk``/``dv`` rows are shared by every query region routed to them
+and are accumulated with fp32 atomics.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from kernels.triton_common import LOG2E, block_for, compute_dtype, dot_precision
+
+
+@triton.jit
+def _routed_rows(IDX, batch, region, regions, topk, region_size, cols):
+    """Token rows of routed key columns ``cols`` for one query region."""
+    slot = cols // region_size
+    routed_region = tl.load(IDX + (batch * regions + region) * topk + slot, mask=slot < topk, other=0)
+    return routed_region * region_size + cols % region_size
+
+
+@triton.jit
+def _forward(
+    Q, K, V, IDX, OUT, LSE,
+    regions, region_size, topk, head_dim, heads, scale,
+    PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+):  # fmt: skip
+    tiles_per_region = tl.cdiv(region_size, BLOCK_M)
+    region = tl.program_id(0) // tiles_per_region
+    bh = tl.program_id(1)
+    n = regions * region_size
+    local = (tl.program_id(0) % tiles_per_region) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rows = region * region_size + local
+    offs_d = tl.arange(0, BLOCK_D)
+    m_ok = local < region_size
+    d_ok = offs_d < head_dim
+    base = bh * n * head_dim
+    q = tl.load(Q + base + rows[:, None] * head_dim + offs_d[None, :], mask=m_ok[:, None] & d_ok[None, :],
+                other=0.0)  # fmt: skip
+
+    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    l_i = tl.zeros([BLOCK_M], tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
+    n_cols = topk * region_size
+    for start in range(0, n_cols, BLOCK_N):
+        cols = start + tl.arange(0, BLOCK_N)
+        c_ok = cols < n_cols
+        key_rows = _routed_rows(IDX, bh // heads, region, regions, topk, region_size, cols)
+        kv_offsets = base + key_rows[:, None] * head_dim + offs_d[None, :]
+        kv_mask = c_ok[:, None] & d_ok[None, :]
+        k = tl.load(K + kv_offsets, mask=kv_mask, other=0.0)
+        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * (scale * LOG2E)
+        s = tl.where(c_ok[None, :], s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        alpha = tl.exp2(m_i - m_new)
+        p = tl.exp2(s - m_new[:, None])
+        l_i = l_i * alpha + tl.sum(p, 1)
+        v = tl.load(V + kv_offsets, mask=kv_mask, other=0.0)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+        m_i = m_new
+    acc = acc / l_i[:, None]
+    tl.store(OUT + base + rows[:, None] * head_dim + offs_d[None, :], acc.to(OUT.dtype.element_ty),
+             mask=m_ok[:, None] & d_ok[None, :])  # fmt: skip
+    tl.store(LSE + bh * n + rows, m_i + tl.log2(l_i), mask=m_ok)
+
+
+@triton.jit
+def _backward(
+    Q, K, V, IDX, DO, LSE, DELTA, DQ, DK, DV,
+    regions, region_size, topk, head_dim, heads, scale,
+    PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+):  # fmt: skip
+    tiles_per_region = tl.cdiv(region_size, BLOCK_M)
+    region = tl.program_id(0) // tiles_per_region
+    bh = tl.program_id(1)
+    n = regions * region_size
+    local = (tl.program_id(0) % tiles_per_region) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rows = region * region_size + local
+    offs_d = tl.arange(0, BLOCK_D)
+    m_ok = local < region_size
+    d_ok = offs_d < head_dim
+    base = bh * n * head_dim
+    row_mask = m_ok[:, None] & d_ok[None, :]
+    q_offsets = base + rows[:, None] * head_dim + offs_d[None, :]
+    q = tl.load(Q + q_offsets, mask=row_mask, other=0.0)
+    do = tl.load(DO + q_offsets, mask=row_mask, other=0.0)
+    lse = tl.load(LSE + bh * n + rows, mask=m_ok, other=0.0)
+    delta = tl.load(DELTA + bh * n + rows, mask=m_ok, other=0.0)
+
+    dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
+    n_cols = topk * region_size
+    for start in range(0, n_cols, BLOCK_N):
+        cols = start + tl.arange(0, BLOCK_N)
+        c_ok = cols < n_cols
+        key_rows = _routed_rows(IDX, bh // heads, region, regions, topk, region_size, cols)
+        kv_offsets = base + key_rows[:, None] * head_dim + offs_d[None, :]
+        kv_mask = c_ok[:, None] & d_ok[None, :]
+        k = tl.load(K + kv_offsets, mask=kv_mask, other=0.0)
+        v = tl.load(V + kv_offsets, mask=kv_mask, other=0.0)
+        s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * (scale * LOG2E)
+        p = tl.where(m_ok[:, None] & c_ok[None, :], tl.exp2(s - lse[:, None]), 0.0)
+        dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
+        ds = (p * (dp - delta[:, None])).to(q.dtype)
+        dq += tl.dot(ds, k, input_precision=PRECISION)
+        tl.atomic_add(
+            DK + kv_offsets, tl.dot(tl.trans(ds), q, input_precision=PRECISION) * scale, mask=kv_mask
+        )
+        tl.atomic_add(DV + kv_offsets, tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PRECISION),
+                      mask=kv_mask)  # fmt: skip
+    tl.store(DQ + q_offsets, dq * scale, mask=row_mask)
+
+
+def _launch_shape(q: torch.Tensor, topk: int, region_size: int) -> tuple[tuple[int, int], dict[str, int]]:
+    b, h, n, d = q.shape
+    blocks = {
+        "BLOCK_M": block_for(region_size),
+        "BLOCK_N": block_for(topk * region_size),
+        "BLOCK_D": block_for(d, high=256),
+    }
+    grid = (n // region_size * triton.cdiv(region_size, blocks["BLOCK_M"]), b * h)
+    return grid, blocks
+
+
+class _RoutedAttention(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, topk_index, region_size, scale):
+        b, h, n, d = q.shape
+        q, k, v, topk_index = q.contiguous(), k.contiguous(), v.contiguous(), topk_index.contiguous()
+        topk = topk_index.shape[-1]
+        out = torch.empty_like(q)
+        lse = torch.empty(b, h, n, device=q.device, dtype=torch.float32)
+        grid, blocks = _launch_shape(q, topk, region_size)
+        _forward[grid](
+            q, k, v, topk_index, out, lse, n // region_size, region_size, topk, d, h, scale,
+            PRECISION=dot_precision(q.dtype), **blocks,
+        )  # fmt: skip
+        ctx.save_for_backward(q, k, v, topk_index, out, lse)
+        ctx.region_size, ctx.scale = region_size, scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, topk_index, out, lse = ctx.saved_tensors
+        _, h, n, d = q.shape
+        grad_out = grad_out.contiguous().to(q.dtype)
+        delta = (grad_out.float() * out.float()).sum(-1)
+        dq = torch.empty(q.shape, device=q.device, dtype=torch.float32)
+        dk = torch.zeros(k.shape, device=q.device, dtype=torch.float32)
+        dv = torch.zeros(v.shape, device=q.device, dtype=torch.float32)
+        topk = topk_index.shape[-1]
+        grid, blocks = _launch_shape(q, topk, ctx.region_size)
+        _backward[grid](
+            q, k, v, topk_index, grad_out, lse, delta, dq, dk, dv,
+            n // ctx.region_size, ctx.region_size, topk, d, h, ctx.scale,
+            PRECISION=dot_precision(q.dtype), **blocks,
+        )  # fmt: skip
+        return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None, None
+
+
+def routed_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    topk_index: torch.Tensor,
+    region_size: int,
+    scale: float,
+) -> torch.Tensor:
+    run_dtype = compute_dtype(q.dtype)
+    out = _RoutedAttention.apply(
+        q.to(run_dtype), k.to(run_dtype), v.to(run_dtype), topk_index, region_size, scale
+    )
+    return out.to(q.dtype)
