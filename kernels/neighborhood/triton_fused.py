@@ -1,0 +1,199 @@
+"""2-D neighborhood attention as fused Triton kernels (forward and backward).
+
+A program takes a ``TILE_H x TILE_W`` patch of queries and walks, in ``KEY_ROWS x KEY_COLS`` key tiles, the
+bounding box of its queries' windows (NATTEN's clamped, dilated windows, ``kernels/neighborhood/window.py``),
+masking each (query, key) pair to the query's own window. Backward: ``dq`` is owned by the program,
+``dk``/``dv`` (shared by overlapping windows of neighboring patches) are accumulated with fp32 atomics.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from kernels.triton_common import LOG2E, block_for, compute_dtype, dot_precision
+
+TILE_H, TILE_W = 8, 8
+KEY_ROWS, KEY_COLS = 4, 16
+
+
+@triton.jit
+def _window_start(pos, length, kernel, dilation):
+    """NATTEN's clamped window start (closed form, see kernels/neighborhood/window.py)."""
+    residue = pos % dilation
+    members = (length - residue + dilation - 1) // dilation
+    first = tl.minimum(tl.maximum(pos // dilation - kernel // 2, 0), members - kernel)
+    return first * dilation + residue
+
+
+@triton.jit
+def _query_tile(height, width, kh, kw, dh, dw, TILE_H: tl.constexpr, TILE_W: tl.constexpr):
+    """Flattened query rows of this program's patch, their validity and their windows' first row/column."""
+    tiles_w = tl.cdiv(width, TILE_W)
+    r = tl.arange(0, TILE_H * TILE_W)
+    qy = (tl.program_id(0) // tiles_w) * TILE_H + r // TILE_W
+    qx = (tl.program_id(0) % tiles_w) * TILE_W + r % TILE_W
+    q_ok = (qy < height) & (qx < width)
+    start_y = _window_start(tl.minimum(qy, height - 1), height, kh, dh)
+    start_x = _window_start(tl.minimum(qx, width - 1), width, kw, dw)
+    return qy * width + qx, q_ok, start_y, start_x
+
+
+@triton.jit
+def _key_tile(ky0, kx0, start_y, start_x, height, width, kh, kw, dh, dw,
+              KEY_ROWS: tl.constexpr, KEY_COLS: tl.constexpr):  # fmt: skip
+    """Flattened key rows of one key tile, their validity, and which (query, key) pairs are neighbors."""
+    c = tl.arange(0, KEY_ROWS * KEY_COLS)
+    ky = ky0 + c // KEY_COLS
+    kx = kx0 + c % KEY_COLS
+    k_ok = (ky < height) & (kx < width)
+    dy = ky[None, :] - start_y[:, None]
+    dx = kx[None, :] - start_x[:, None]
+    in_window = (dy >= 0) & (dy <= (kh - 1) * dh) & (dy % dh == 0)
+    in_window &= (dx >= 0) & (dx <= (kw - 1) * dw) & (dx % dw == 0)
+    return ky * width + kx, k_ok, in_window & k_ok[None, :]
+
+
+@triton.jit
+def _forward(
+    Q, K, V, OUT, LSE,
+    height, width, head_dim, kh, kw, dh, dw, scale,
+    PRECISION: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr,
+    KEY_ROWS: tl.constexpr, KEY_COLS: tl.constexpr, BLOCK_D: tl.constexpr,
+):  # fmt: skip
+    bh = tl.program_id(1)
+    n = height * width
+    base = bh * n * head_dim
+    rows, q_ok, start_y, start_x = _query_tile(height, width, kh, kw, dh, dw, TILE_H, TILE_W)
+    offs_d = tl.arange(0, BLOCK_D)
+    d_ok = offs_d < head_dim
+    row_mask = q_ok[:, None] & d_ok[None, :]
+    q = tl.load(Q + base + rows[:, None] * head_dim + offs_d[None, :], mask=row_mask, other=0.0)
+
+    m_i = tl.full([TILE_H * TILE_W], float("-inf"), tl.float32)
+    l_i = tl.zeros([TILE_H * TILE_W], tl.float32)
+    acc = tl.zeros([TILE_H * TILE_W, BLOCK_D], tl.float32)
+    for ky0 in range(tl.min(start_y, 0), tl.max(start_y, 0) + (kh - 1) * dh + 1, KEY_ROWS):
+        for kx0 in range(tl.min(start_x, 0), tl.max(start_x, 0) + (kw - 1) * dw + 1, KEY_COLS):
+            keys, k_ok, allowed = _key_tile(ky0, kx0, start_y, start_x, height, width, kh, kw, dh, dw,
+                                            KEY_ROWS, KEY_COLS)  # fmt: skip
+            kv_offsets = base + keys[:, None] * head_dim + offs_d[None, :]
+            kv_mask = k_ok[:, None] & d_ok[None, :]
+            k = tl.load(K + kv_offsets, mask=kv_mask, other=0.0)
+            s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * (scale * LOG2E)
+            s = tl.where(allowed, s, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(s, 1))
+            m_use = tl.where(m_new == float("-inf"), 0.0, m_new)  # a tile may hold none of a row's neighbors
+            alpha = tl.exp2(m_i - m_use)
+            p = tl.exp2(s - m_use[:, None])
+            l_i = l_i * alpha + tl.sum(p, 1)
+            v = tl.load(V + kv_offsets, mask=kv_mask, other=0.0)
+            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+            m_i = m_new
+    l_safe = tl.where(q_ok, l_i, 1.0)
+    tl.store(OUT + base + rows[:, None] * head_dim + offs_d[None, :], (acc / l_safe[:, None]).to(OUT.dtype.element_ty),
+             mask=row_mask)  # fmt: skip
+    tl.store(LSE + bh * n + rows, m_i + tl.log2(l_safe), mask=q_ok)
+
+
+@triton.jit
+def _backward(
+    Q, K, V, DO, LSE, DELTA, DQ, DK, DV,
+    height, width, head_dim, kh, kw, dh, dw, scale,
+    PRECISION: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr,
+    KEY_ROWS: tl.constexpr, KEY_COLS: tl.constexpr, BLOCK_D: tl.constexpr,
+):  # fmt: skip
+    bh = tl.program_id(1)
+    n = height * width
+    base = bh * n * head_dim
+    rows, q_ok, start_y, start_x = _query_tile(height, width, kh, kw, dh, dw, TILE_H, TILE_W)
+    offs_d = tl.arange(0, BLOCK_D)
+    d_ok = offs_d < head_dim
+    row_mask = q_ok[:, None] & d_ok[None, :]
+    q_offsets = base + rows[:, None] * head_dim + offs_d[None, :]
+    q = tl.load(Q + q_offsets, mask=row_mask, other=0.0)
+    do = tl.load(DO + q_offsets, mask=row_mask, other=0.0)
+    lse = tl.load(LSE + bh * n + rows, mask=q_ok, other=0.0)
+    delta = tl.load(DELTA + bh * n + rows, mask=q_ok, other=0.0)
+
+    dq = tl.zeros([TILE_H * TILE_W, BLOCK_D], tl.float32)
+    for ky0 in range(tl.min(start_y, 0), tl.max(start_y, 0) + (kh - 1) * dh + 1, KEY_ROWS):
+        for kx0 in range(tl.min(start_x, 0), tl.max(start_x, 0) + (kw - 1) * dw + 1, KEY_COLS):
+            keys, k_ok, allowed = _key_tile(ky0, kx0, start_y, start_x, height, width, kh, kw, dh, dw,
+                                            KEY_ROWS, KEY_COLS)  # fmt: skip
+            kv_offsets = base + keys[:, None] * head_dim + offs_d[None, :]
+            kv_mask = k_ok[:, None] & d_ok[None, :]
+            k = tl.load(K + kv_offsets, mask=kv_mask, other=0.0)
+            v = tl.load(V + kv_offsets, mask=kv_mask, other=0.0)
+            s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * (scale * LOG2E)
+            p = tl.where(allowed & q_ok[:, None], tl.exp2(s - lse[:, None]), 0.0)
+            dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
+            ds = (p * (dp - delta[:, None])).to(q.dtype)
+            dq += tl.dot(ds, k, input_precision=PRECISION)
+            tl.atomic_add(DK + kv_offsets, tl.dot(tl.trans(ds), q, input_precision=PRECISION) * scale,
+                          mask=kv_mask)  # fmt: skip
+            tl.atomic_add(DV + kv_offsets, tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PRECISION),
+                          mask=kv_mask)  # fmt: skip
+    tl.store(DQ + q_offsets, dq * scale, mask=row_mask)
+
+
+def _launch(q: torch.Tensor) -> tuple[tuple[int, int], dict[str, int]]:
+    b, h, height, width, d = q.shape
+    grid = (triton.cdiv(height, TILE_H) * triton.cdiv(width, TILE_W), b * h)
+    blocks = {
+        "TILE_H": TILE_H,
+        "TILE_W": TILE_W,
+        "KEY_ROWS": KEY_ROWS,
+        "KEY_COLS": KEY_COLS,
+        "BLOCK_D": block_for(d, high=256),
+    }
+    return grid, blocks
+
+
+class _NeighborhoodAttention(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, kernel_size, dilation, scale):
+        b, h, height, width, d = q.shape
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+        out = torch.empty_like(q)
+        lse = torch.empty(b, h, height * width, device=q.device, dtype=torch.float32)
+        grid, blocks = _launch(q)
+        _forward[grid](
+            q, k, v, out, lse, height, width, d, *kernel_size, *dilation, scale,
+            PRECISION=dot_precision(q.dtype), **blocks,
+        )  # fmt: skip
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.kernel_size, ctx.dilation, ctx.scale = kernel_size, dilation, scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, out, lse = ctx.saved_tensors
+        _, _, height, width, d = q.shape
+        grad_out = grad_out.contiguous().to(q.dtype)
+        delta = (grad_out.float() * out.float()).sum(-1)
+        dq = torch.empty(q.shape, device=q.device, dtype=torch.float32)
+        dk = torch.zeros(k.shape, device=q.device, dtype=torch.float32)
+        dv = torch.zeros(v.shape, device=q.device, dtype=torch.float32)
+        grid, blocks = _launch(q)
+        _backward[grid](
+            q, k, v, grad_out, lse, delta, dq, dk, dv, height, width, d, *ctx.kernel_size, *ctx.dilation,
+            ctx.scale, PRECISION=dot_precision(q.dtype), **blocks,
+        )  # fmt: skip
+        return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None, None
+
+
+def neighborhood_attention_2d(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    kernel_size: tuple[int, int],
+    dilation: tuple[int, int],
+    scale: float,
+) -> torch.Tensor:
+    run_dtype = compute_dtype(q.dtype)
+    out = _NeighborhoodAttention.apply(
+        q.to(run_dtype), k.to(run_dtype), v.to(run_dtype), kernel_size, dilation, scale
+    )
+    return out.to(q.dtype)
