@@ -104,10 +104,17 @@ class PairedVideoDataset(Dataset):
         return jitter_video(video, self.augmentation.sample_color(rng))
 
     def __getitem__(self, index: int) -> dict:
+        return self.get_item(index, self._rng(index))
+
+    def get_item(self, index: int, rng: np.random.Generator) -> dict:
+        """The item at ``index`` with its random draws (prompt episode, augmentation) taken from ``rng``.
+
+        ``vid2robot.training.resumable_loader`` passes a seed per (epoch, position) here, so a resumed run
+        draws exactly what an uninterrupted one would.
+        """
         if not 0 <= index < len(self.items):
             raise IndexError(f"index {index} out of range for {len(self.items)} items")
         episode_index, t = self.items[index]
-        rng = self._rng(index)
         episode = self.episodes.episode(episode_index)
         task = episode.record.task
         if self.prompt_source == "same":
