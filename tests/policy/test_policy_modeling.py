@@ -54,6 +54,27 @@ def test_paper_config_size() -> None:
     total = sum(p.numel() for p in policy.parameters())
     assert 85e6 < vit < 87.5e6  # ViT-B/16 backbone without classifier: ~86M
     assert 110e6 < total < 130e6, total
+    # a forward at the smallest valid clip (2 prompt frames, 1 state frame) fits the CPU budget
+    with torch.no_grad():
+        out = policy.eval()(torch.rand(1, 2, 3, 224, 224), torch.rand(1, 1, 3, 224, 224))
+    assert out.action_logits.shape == (1, 1, 4, 256)
+    assert out.fusion_attention.shape == (1, 8, 32, 64)
+
+
+def test_full_objective_reaches_every_parameter(tiny_config) -> None:
+    config = tiny_config()
+    policy = Vid2RobotPolicy(config)
+    loss_fn = Vid2RobotLoss.from_config(config)
+    prompt, robot = _videos(config, 3)
+    result = loss_fn(
+        policy(prompt, robot, robot_trajectory=torch.rand(3, 4, 3, 32, 32)),
+        torch.rand(3, 4) * 2 - 1,
+        text_embeddings=torch.randn(3, 384),
+    )
+    assert {"ce", "tcc", "vvcl", "vtcl"} <= set(result)
+    result["loss"].backward()
+    dead = [n for n, p in [*policy.named_parameters(), *loss_fn.named_parameters()] if p.grad is None]
+    assert not dead, dead
 
 
 def test_batched_forward_matches_select_action(tiny_config) -> None:
