@@ -1,0 +1,79 @@
+"""Every ROS parameter of every vid2robot node: one table that nodes declare from, and that the launch-file
+check and the docs read (so YAML, launch files and nodes cannot drift apart)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+
+ParamValue = bool | int | float | str
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: ParamValue
+    description: str
+    read_only: bool = True
+
+
+# Shared by policy_node and sim_robot_node: the action <-> velocity scale (ros_nodes.action_mapping).
+MAX_LINEAR_SPEED = ParamSpec(
+    "max_linear_speed", 0.25, "m/s per unit action; each axis of the end-effector velocity is clamped to it"
+)
+
+CAMERA_NODE = (
+    ParamSpec("source", "0", "OpenCV source: a device index ('0'), a video file path or a stream URL"),
+    ParamSpec("rate_hz", 30.0, "publish rate (Hz)"),
+    ParamSpec("frame_id", "camera", "header.frame_id of the published images"),
+    ParamSpec("loop", False, "restart a video file at its end (ignored for devices and streams)"),
+)
+
+POLICY_NODE = (
+    ParamSpec("checkpoint", "", "policy checkpoint (save_policy directory or Lightning .ckpt); required"),
+    ParamSpec(
+        "prompt_video",
+        "",
+        "prompt video of the task (.mp4, or .npy uint8 [T,H,W,3] RGB); required; changing it swaps the prompt",
+        read_only=False,
+    ),
+    ParamSpec("control_rate_hz", 10.0, "policy rate (Hz); one action per new image, at most this often"),
+    ParamSpec("image_timeout_s", 0.5, "no image for this long -> zero velocity until images return"),
+    MAX_LINEAR_SPEED,
+    ParamSpec("max_speed_norm", 0.0, "cap on the norm of the linear velocity (m/s); 0 disables"),
+    ParamSpec("command_frame_id", "base_link", "header.frame_id of the velocity command (robot base frame)"),
+    ParamSpec("enabled", True, "false -> zero velocity, the policy is not run", read_only=False),
+    ParamSpec("device", "cpu", "torch device for inference ('cpu', 'cuda', 'cuda:1')"),
+)
+
+SIM_ROBOT_NODE = (
+    ParamSpec("task", "reach-v3", "Meta-World task name"),
+    ParamSpec("seed", 0, "seed of the first episode; episode i uses seed + i"),
+    ParamSpec("num_episodes", 0, "episodes to run before the node exits; 0 runs forever"),
+    ParamSpec("max_episode_steps", 150, "steps per episode (an episode also ends at success)"),
+    ParamSpec("camera", "corner", "Meta-World camera that renders the published images"),
+    ParamSpec("image_size", 96, "published image size (square, pixels)"),
+    ParamSpec("frame_id", "sim_camera", "header.frame_id of the published images"),
+    ParamSpec("lock_step", True, "step once per command answering the last image (else free-run at rate_hz)"),
+    ParamSpec("rate_hz", 10.0, "free-running step rate (Hz), lock_step false only"),
+    ParamSpec("command_timeout_s", 0.5, "no command for this long -> the robot holds still (zero velocity)"),
+    MAX_LINEAR_SPEED,
+    ParamSpec(
+        "policy_reset_service", "/policy_node/reset", "Trigger service called at each episode start; '' none"
+    ),
+)
+
+NODE_PARAMETERS: dict[str, tuple[ParamSpec, ...]] = {
+    "camera_node": CAMERA_NODE,
+    "policy_node": POLICY_NODE,
+    "sim_robot_node": SIM_ROBOT_NODE,
+}
+
+
+def declare(node: Node, specs: tuple[ParamSpec, ...]) -> None:
+    """Declare ``specs`` on ``node`` with descriptions (and read-only flags) from the table."""
+    for spec in specs:
+        descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+        node.declare_parameter(spec.name, spec.default, descriptor)
