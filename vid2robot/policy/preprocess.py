@@ -26,11 +26,9 @@ def frames_to_tensor(frames: np.ndarray, image_size: int) -> torch.Tensor:
         raise ValueError(f"frames have an empty spatial size {height}x{width}")
     flat = frames.reshape(-1, height, width, 3)
     if (height, width) != (image_size, image_size):
-        size = (image_size, image_size)
-        flat = (
-            np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in flat])
-            if len(flat)
-            else (np.zeros((0, image_size, image_size, 3), np.uint8))
-        )
+        resized = np.empty((len(flat), image_size, image_size, 3), np.uint8)
+        for i, frame in enumerate(flat):
+            resized[i] = cv2.resize(frame, (image_size, image_size), interpolation=cv2.INTER_AREA)
+        flat = resized
     tensor = torch.from_numpy(np.ascontiguousarray(flat)).permute(0, 3, 1, 2).float().div_(255.0)
     return tensor.reshape(*lead, 3, image_size, image_size)
