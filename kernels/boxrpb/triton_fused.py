@@ -108,7 +108,7 @@ def _backward(
             s += tl.load(BY + by_rows + y, mask=m_ok, other=0.0).to(tl.float32)[:, None]
             if HAS_PAD:
                 s += tl.load(PAD + (bh // heads) * n_k + offs_n, mask=x_ok, other=0.0)[None, :]
-            p = tl.where(tile_mask, tl.exp2(s * LOG2E - lse[:, None]), 0.0)
+            p = tl.exp2(tl.where(tile_mask, s * LOG2E, float("-inf")) - lse[:, None])
             dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
             ds = p * (dp - delta[:, None])  # gradient of the loss w.r.t. the logit (bias included)
             dbx += ds

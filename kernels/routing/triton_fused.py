@@ -103,7 +103,7 @@ def _backward(
         k = tl.load(K + kv_offsets, mask=kv_mask, other=0.0)
         v = tl.load(V + kv_offsets, mask=kv_mask, other=0.0)
         s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * (scale * LOG2E)
-        p = tl.where(m_ok[:, None] & c_ok[None, :], tl.exp2(s - lse[:, None]), 0.0)
+        p = tl.exp2(tl.where(m_ok[:, None] & c_ok[None, :], s, float("-inf")) - lse[:, None])
         dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
         ds = (p * (dp - delta[:, None])).to(q.dtype)
         dq += tl.dot(ds, k, input_precision=PRECISION)
