@@ -8,6 +8,7 @@ Trainer, checkpoints (``last.ckpt`` for exact resume), CSV + TensorBoard logs an
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
+
+from vid2robot.conf.schemas import register_schemas
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,7 @@ def _callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
         dirpath=run_dir / "checkpoints",
         filename="{epoch:03d}-{step:06d}",
         save_last=True,
+        enable_version_counter=False,  # keep writing last.ckpt on resume (ckpt_path=last)
         every_n_train_steps=cfg.checkpoint.every_n_train_steps,
         every_n_epochs=None if cfg.checkpoint.every_n_train_steps else cfg.checkpoint.every_n_epochs,
         save_top_k=cfg.checkpoint.save_top_k if cfg.checkpoint.monitor else 1,
@@ -60,7 +64,7 @@ def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
     return str(path)
 
 
-def run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+def run(cfg: DictConfig, run_dir: Path, extra_callbacks: Sequence[Callback] = ()) -> dict[str, float]:
     """Fit (and optionally test) the configured task; returns the final logged metrics."""
     for key in ("module", "data"):
         if key not in cfg or cfg[key] is None:
@@ -74,7 +78,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
         cfg.trainer,
         default_root_dir=str(run_dir),
         logger=_loggers(list(cfg.loggers), run_dir),
-        callbacks=_callbacks(cfg, run_dir),
+        callbacks=[*_callbacks(cfg, run_dir), *extra_callbacks],
     )
     trainer.fit(
         module, datamodule=data, ckpt_path=resolve_checkpoint(cfg.ckpt_path, run_dir), weights_only=True
@@ -86,6 +90,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     for name, value in sorted(metrics.items()):
         log.info("%s = %.4f", name, value)
     return metrics
+
+
+register_schemas()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -1,0 +1,135 @@
+"""vid2robot-train end to end on a real (tiny) episode dataset: Hydra composition, a real Lightning Trainer,
+checkpoints, logs, and exact resume after an interruption."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from hydra.errors import InstantiationException
+from lightning.pytorch.callbacks import Callback
+from omegaconf import DictConfig
+
+from vid2robot.cli.train import register_schemas, run
+from vid2robot.policy import load_policy
+
+IMAGE_SIZE = 32
+
+
+def compose_policy_config(dataset: Path, *overrides: str) -> DictConfig:
+    register_schemas()
+    with initialize_config_module("vid2robot.conf", version_base="1.3"):
+        return compose(
+            "train",
+            overrides=[
+                f"data.root={dataset}",
+                "data.num_workers=0",
+                "data.batch_size=4",
+                f"module.policy_config.image_size={IMAGE_SIZE}",
+                "module.policy_config.prompt_frames=4",
+                "module.policy_config.state_frames=2",
+                "module.policy_config.d_model=32",
+                "module.policy_config.embed_dim=32",
+                "module.policy_config.prompt_latents=4",
+                "module.policy_config.state_latents=2",
+                "module.policy_config.fusion_depth=1",
+                "module.policy_config.decoder_depth=1",
+                "module.policy_config.action_bins=16",
+                "module.use_task_text=false",
+                "module.warmup_steps=2",
+                "trainer.accelerator=cpu",
+                "trainer.devices=1",
+                "trainer.enable_progress_bar=false",
+                "trainer.log_every_n_steps=1",
+                "trainer.max_epochs=100",
+                "trainer.limit_val_batches=2",
+                *overrides,
+            ],
+        )
+
+
+class SimulatedCrash(RuntimeError):
+    pass
+
+
+class CrashAfterStep(Callback):
+    """Kills training right after optimiser step ``step`` (its checkpoint is already written)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == self.step:
+            raise SimulatedCrash(f"simulated crash after step {self.step}")
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")[
+        "state_dict"
+    ]
+
+
+def test_train_writes_checkpoint_logs_and_config_and_the_policy_loads(
+    training_dataset: Path, tmp_path: Path
+) -> None:
+    metrics = run(
+        compose_policy_config(training_dataset, "trainer.max_steps=6"), tmp_path
+    )  # one epoch, then validation
+    assert {"train/loss", "val/loss", "val/bin_accuracy", "val/action_mae"} <= set(metrics)
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    assert (tmp_path / "config.yaml").is_file()
+    assert (tmp_path / "csv" / "metrics.csv").is_file()
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    policy = load_policy(tmp_path / "checkpoints" / "last.ckpt")
+    assert type(policy).__name__ == "Vid2RobotPolicy" and policy.config.image_size == IMAGE_SIZE
+
+
+def test_resume_after_interruption_is_exact(training_dataset: Path, tmp_path: Path) -> None:
+    # 24 training items / batch 4 = 6 steps per epoch: stopping at step 3 interrupts mid-epoch, and the
+    # resumed run then crosses an epoch boundary.
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    run(compose_policy_config(training_dataset, "trainer.max_steps=8"), straight)
+    with pytest.raises(SimulatedCrash):
+        run(
+            compose_policy_config(
+                training_dataset, "trainer.max_steps=8", "checkpoint.every_n_train_steps=3"
+            ),
+            interrupted,
+            extra_callbacks=[CrashAfterStep(3)],
+        )
+    partial = final_weights(interrupted)
+    run(compose_policy_config(training_dataset, "trainer.max_steps=8", "ckpt_path=last"), interrupted)
+    expected, resumed = final_weights(straight), final_weights(interrupted)
+    assert any(not torch.equal(partial[k], expected[k]) for k in expected), (
+        "the interrupted run did not stop early"
+    )
+    for key, value in expected.items():
+        torch.testing.assert_close(resumed[key], value, rtol=0, atol=0, msg=f"{key} differs after resume")
+
+
+def test_resume_from_a_missing_checkpoint_says_where_it_looked(
+    training_dataset: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(FileNotFoundError, match=r"last\.ckpt"):
+        run(compose_policy_config(training_dataset, "ckpt_path=last"), tmp_path)
+
+
+def test_console_script_help_lists_the_task_group() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "vid2robot.cli.train", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "task:" in result.stdout and "policy" in result.stdout and "bcz" in result.stdout
+
+
+def test_bad_config_value_fails_before_training(training_dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(InstantiationException, match="d_model=32 is not divisible by num_heads=3"):
+        run(compose_policy_config(training_dataset, "module.policy_config.num_heads=3"), tmp_path)

@@ -1,0 +1,19 @@
+"""Structured (dataclass) schemas for Hydra: policy configs are type-checked when the config is composed.
+
+A task YAML pulls a schema in through its defaults list, e.g. ``- /schema/policy@module.policy_config:
+vid2robot``; a wrong type (``module.policy_config.image_size=big``) or an unknown key then fails at start-up
+with Hydra's message naming the key, before any data is touched.
+"""
+
+from __future__ import annotations
+
+from hydra.core.config_store import ConfigStore
+
+from vid2robot.policy import BCZConfig, TaskIdConfig, Vid2RobotConfig
+
+
+def register_schemas() -> None:
+    store = ConfigStore.instance()
+    store.store(group="schema/policy", name="vid2robot", node=Vid2RobotConfig)
+    store.store(group="schema/policy", name="bcz", node=BCZConfig)
+    store.store(group="schema/policy", name="task_id", node=TaskIdConfig)

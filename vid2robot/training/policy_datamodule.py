@@ -1,0 +1,89 @@
+"""Lightning data module over an episode dataset: paired (prompt video, robot window, action) items."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader, Subset
+
+from vid2robot.data.paired_dataset import PairedVideoDataset
+from vid2robot.training.resumable_loader import ResumableDataLoader, ResumableRandomSampler
+
+
+class PolicyDataModule(L.LightningDataModule):
+    """Train on the ``train`` split (augmented, seeded, resumable), validate on a fixed subset of ``val``.
+
+    Under DDP each rank reads its own shard of every epoch (the sampler shards by rank), so use it with
+    ``trainer.use_distributed_sampler=false`` (the policy task configs set this).
+    """
+
+    def __init__(
+        self,
+        root: str,
+        image_size: int = 96,
+        prompt_frames: int = 16,
+        state_frames: int = 8,
+        horizon: int = 1,
+        prompt_camera: str = "demonstrator",
+        robot_camera: str = "robot",
+        prompt_source: str = "other",
+        batch_size: int = 16,
+        num_workers: int = 2,
+        max_val_items: int = 256,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1 or num_workers < 0 or max_val_items < 1:
+            raise ValueError(
+                f"need batch_size >= 1, num_workers >= 0, max_val_items >= 1; got {batch_size}, {num_workers}, "
+                f"{max_val_items}"
+            )
+        if not (Path(root) / "meta" / "info.json").is_file():
+            raise FileNotFoundError(
+                f"{root} is not an episode dataset (no meta/info.json); generate one with vid2robot-datagen"
+            )
+        self.save_hyperparameters()
+        self.train_set: PairedVideoDataset | None = None
+        self.val_set: Subset | None = None
+
+    def _dataset(self, split: str) -> PairedVideoDataset:
+        h = self.hparams
+        return PairedVideoDataset(
+            h.root,
+            split=split,
+            image_size=h.image_size,
+            prompt_frames=h.prompt_frames,
+            state_frames=h.state_frames,
+            horizon=h.horizon,
+            prompt_camera=h.prompt_camera,
+            robot_camera=h.robot_camera,
+            prompt_source=h.prompt_source,
+            seed=h.seed,
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.train_set = self._dataset("train")
+            val = self._dataset("val")
+            stride = max(len(val) // self.hparams.max_val_items, 1)
+            self.val_set = Subset(val, np.arange(0, len(val), stride)[: self.hparams.max_val_items].tolist())
+
+    def _loader_options(self) -> dict[str, Any]:
+        workers = self.hparams.num_workers
+        return {
+            "batch_size": self.hparams.batch_size,
+            "num_workers": workers,
+            "persistent_workers": workers > 0,
+        }
+
+    def train_dataloader(self) -> ResumableDataLoader:
+        assert self.train_set is not None, "call setup() first"
+        sampler = ResumableRandomSampler(len(self.train_set), seed=self.hparams.seed)
+        return ResumableDataLoader(self.train_set, sampler=sampler, drop_last=True, **self._loader_options())
+
+    def val_dataloader(self) -> DataLoader:
+        assert self.val_set is not None, "call setup() first"
+        return DataLoader(self.val_set, shuffle=False, **self._loader_options())

@@ -1,0 +1,109 @@
+"""Lightning module that trains any policy of ``vid2robot.policy`` with the Vid2Robot objective.
+
+Checkpoints hold ``policy.*`` weights plus ``policy_class``/``policy_config`` hyper-parameters (plain
+containers), which is what ``vid2robot.policy.load_policy`` reads; the loss's learnable parameters
+(SigLIP temperature/bias, text projection) are saved for resume but are not part of the deployable policy.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+
+from vid2robot.policy import FrozenTextEncoder, Vid2RobotLoss, build_policy
+
+
+class PolicyModule(L.LightningModule):
+    """Vid2Robot (or a baseline) + ``Vid2RobotLoss``; AdamW with linear warm-up and cosine decay."""
+
+    def __init__(
+        self,
+        policy_class: str = "Vid2RobotPolicy",
+        policy_config: dict[str, Any] | None = None,
+        learning_rate: float = 3e-4,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 100,
+        use_task_text: bool = True,
+    ) -> None:
+        super().__init__()
+        if learning_rate <= 0 or weight_decay < 0 or warmup_steps < 0:
+            raise ValueError(
+                f"need learning_rate > 0, weight_decay >= 0, warmup_steps >= 0; got "
+                f"{learning_rate}, {weight_decay}, {warmup_steps}"
+            )
+        self.save_hyperparameters()
+        self.policy = build_policy(policy_class, dict(policy_config or {}))
+        self.loss = Vid2RobotLoss.from_config(self.policy.config)
+        self._text_encoder: FrozenTextEncoder | None = None
+
+    def _text_embeddings(self, batch: dict[str, Any]) -> torch.Tensor | None:
+        if not self.hparams.use_task_text or "task" not in batch or self.loss.weights["vtcl"] == 0:
+            return None
+        if self._text_encoder is None:
+            self._text_encoder = FrozenTextEncoder()
+        return self._text_encoder.encode(list(batch["task"])).to(self.device)
+
+    def _shared_step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+        prompt = batch["task_index"] if self.policy.prompt_kind == "task_index" else batch["prompt_video"]
+        output = self.policy(prompt, batch["robot_video"], robot_trajectory=batch.get("robot_trajectory"))
+        mask = ~batch["action_is_pad"] if "action_is_pad" in batch else None
+        terms = self.loss(
+            output,
+            batch["actions"],
+            action_mask=mask,
+            text_embeddings=self._text_embeddings(batch),
+            task_labels=batch["task_index"],
+        )
+        with torch.no_grad():
+            predicted = self.policy.decode_actions(output.action_logits.detach())
+            error = (predicted - batch["actions"]).abs()
+            if mask is not None:
+                error = error[mask]
+            terms["action_mae"] = error.mean()
+        batch_size = batch["actions"].shape[0]
+        for name, value in terms.items():
+            self.log(
+                f"{stage}/{name}",
+                value,
+                prog_bar=name in ("loss", "bin_accuracy"),
+                batch_size=batch_size,
+                sync_dist=stage != "train",
+            )
+        return terms["loss"]
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        decay, no_decay = [], []
+        for name, parameter in self.named_parameters():
+            if parameter.requires_grad:
+                (no_decay if parameter.ndim < 2 or name.startswith("loss.") else decay).append(parameter)
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": self.hparams.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=self.hparams.learning_rate,
+        )
+        warmup = self.hparams.warmup_steps
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if step == warmup:
+                return 1.0
+            # Asked only once training runs: calling estimated_stepping_batches here in configure_optimizers
+            # would set up the train loader before a checkpoint restores its position (exact resume).
+            total = max(int(self.trainer.estimated_stepping_batches), warmup + 1)
+            progress = (step - warmup) / (total - warmup)
+            return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
