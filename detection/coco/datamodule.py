@@ -16,8 +16,9 @@ from detection.coco.transforms import DetrAugment, EvalResize
 class CocoDataModule(L.LightningDataModule):
     """``train_images``/``train_ann`` and ``val_images``/``val_ann`` are what a user's COCO export has.
 
-    ``synthetic={"root": ..., "train": N, "val": M, "seed": s, "size": px}`` writes the synthetic set there (if
-    its annotation files are missing) and points the four paths at it.
+    ``synthetic={"root": ..., "train": N, "val": M, "seed": s, "size": px}`` (optionally ``min_side``,
+    ``max_side``, ``max_objects``) writes the synthetic set there if its annotation files are missing, and points
+    the four paths at it.
     """
 
     def __init__(
@@ -54,13 +55,15 @@ class CocoDataModule(L.LightningDataModule):
         spec = self.synthetic
         if spec is not None and not all(Path(ann).is_file() for _, ann in self.paths.values()):
             size = int(spec.get("size", 160))
+            shape = {k: spec[k] for k in ("min_side", "max_side", "max_objects") if k in spec}
+            shape.setdefault("max_side", 0.75 * size)
             generate(
                 spec["root"],
                 int(spec.get("train", 400)),
                 int(spec.get("val", 100)),
                 int(spec.get("seed", 0)),
                 size=size,
-                max_side=0.75 * size,
+                **shape,
             )
 
     def setup(self, stage: str | None = None) -> None:

@@ -43,8 +43,12 @@ class SetCriterion:
         indices = self.matcher(logits, boxes, targets)
         batch_idx = torch.cat([torch.full_like(q, i) for i, (q, _) in enumerate(indices)]).to(logits.device)
         query_idx = torch.cat([q for q, _ in indices]).to(logits.device)
-        tgt_labels = torch.cat([t["labels"][j.to(t["labels"].device)] for t, (_, j) in zip(targets, indices, strict=False)])
-        tgt_boxes = torch.cat([t["boxes"][j.to(t["boxes"].device)] for t, (_, j) in zip(targets, indices, strict=False)])
+        tgt_labels = torch.cat(
+            [t["labels"][j.to(t["labels"].device)] for t, (_, j) in zip(targets, indices, strict=False)]
+        )
+        tgt_boxes = torch.cat(
+            [t["boxes"][j.to(t["boxes"].device)] for t, (_, j) in zip(targets, indices, strict=False)]
+        )
         onehot = torch.zeros_like(logits)
         onehot[batch_idx, query_idx, tgt_labels] = 1.0
         cls = sigmoid_focal_loss(logits, onehot, num_boxes, self.cfg.focal_alpha, self.cfg.focal_gamma)

@@ -39,6 +39,7 @@ class ProposalGenerator(nn.Module):
     def __init__(self, d_model: int, in_stride: int, strides: tuple[int, ...]) -> None:
         super().__init__()
         self.rescale = nn.ModuleList(_rescale(d_model, in_stride, s) for s in strides)
+        self.min_cells = max(1, max(strides) // in_stride)
         self.enc_output = nn.Linear(d_model, d_model)
         self.enc_output_norm = nn.LayerNorm(d_model)
 
@@ -50,6 +51,11 @@ class ProposalGenerator(nn.Module):
         features zero, as in the official code."""
         b, _, c = memory.shape
         h, w = feat_hw
+        if min(h, w) < self.min_cells:
+            raise ValueError(
+                f"a {h}x{w} feature map is too small for proposals at stride x{self.min_cells}: "
+                f"images need at least {self.min_cells} feature cells per side"
+            )
         fmap = memory.transpose(1, 2).reshape(b, c, h, w)
         mask2d = mask.view(b, h, w)
         feats, anchors, pads = [], [], []
