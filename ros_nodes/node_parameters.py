@@ -50,7 +50,7 @@ POLICY_NODE = (
 
 SIM_ROBOT_NODE = (
     ParamSpec("task", "reach-v3", "Meta-World task name"),
-    ParamSpec("seed", 0, "seed of the first episode; episode i uses seed + i"),
+    ParamSpec("seed", 0, "layout stream: episode i has the closed-loop evaluator's layout i for this seed"),
     ParamSpec("num_episodes", 0, "episodes to run before the node exits; 0 runs forever"),
     ParamSpec("max_episode_steps", 150, "steps per episode (an episode also ends at success)"),
     ParamSpec("camera", "robot", "camera view of vid2robot.sim.MetaWorldEnv that renders the images"),

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+
+
+def spin_until_done(executor: Executor, nodes: Sequence[Node]) -> None:
+    """Spin until shutdown (Ctrl-C) or until a node with a ``done`` event (sim_robot_node) sets it."""
+    events = [n.done for n in nodes if isinstance(getattr(n, "done", None), threading.Event)]
+    try:
+        while rclpy.ok(context=executor.context) and not any(e.is_set() for e in events):
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
 
 
 def run_node(factory: Callable[[], Node], name: str, args: list[str] | None = None) -> int:
@@ -22,9 +33,7 @@ def run_node(factory: Callable[[], Node], name: str, args: list[str] | None = No
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         try:
-            executor.spin()
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
+            spin_until_done(executor, [node])
         finally:
             executor.shutdown()
             node.destroy_node()

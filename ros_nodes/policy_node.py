@@ -167,10 +167,12 @@ class PolicyNode(Node):
     # -- control loop (own thread) -------------------------------------------------------------------------
     def _control_loop(self) -> None:
         next_tick = time.monotonic()
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self.context.ok():
             try:
                 self._tick()
             except Exception as error:  # a bad step must never take the robot's command stream down
+                if not self.context.ok():
+                    return
                 self.get_logger().error(f"control step failed, holding: {error!r}")
                 self._publish_hold("control step failed")
             next_tick += self._period

@@ -9,6 +9,8 @@ Publishes ``image`` (sensor_msgs/Image rgb8, SensorDataQoS), ``success`` (std_ms
 stamp, plus a gripper command received after the frame), step once. This makes the ROS loop reproduce the
 in-process evaluator step for step. Otherwise the simulator free-runs at ``rate_hz`` with the newest command.
 Either way a command older than ``command_timeout_s`` is replaced by zero velocity (gripper held).
+Episode ``i`` uses the closed-loop evaluator's layout ``episode_seed(seed, task, i, EVAL_PURPOSE)``, so a run
+is comparable with ``vid2robot.sim.closed_loop.evaluate_closed_loop(..., seed=seed)`` layout for layout.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ros_nodes.image_conversion import rgb_to_image
 from ros_nodes.node_parameters import SIM_ROBOT_NODE, declare
 from ros_nodes.node_runner import run_node
 from ros_nodes.safety import is_stale
+from vid2robot.sim.expert_data import EVAL_PURPOSE, episode_seed
 from vid2robot.sim.metaworld_env import CAMERA_VIEWS, MetaWorldEnv, check_task
 
 RELIABLE = QoSProfile(depth=10)
@@ -71,6 +74,7 @@ class SimRobotNode(Node):
             self.create_client(Trigger, p["policy_reset_service"]) if p["policy_reset_service"] else None
         )
         self._stop = threading.Event()
+        self.done = threading.Event()  # set when the episodes are over (the process then exits)
         self._thread = threading.Thread(target=self._run, name="sim_robot", daemon=True)
         self._thread.start()
 
@@ -107,12 +111,13 @@ class SimRobotNode(Node):
             self.get_logger().info(
                 f"{self._p['num_episodes']} episodes done ({self.timeouts} command timeouts)"
             )
-        except Exception as error:  # report, then stop the process: a dead simulator must be visible
-            self.get_logger().fatal(f"simulation failed: {error!r}")
+        except Exception as error:  # report, then end the process: a dead simulator must be visible
+            if self.context.ok():
+                self.get_logger().fatal(f"simulation failed: {error!r}")
         finally:
             if self._env is not None:
                 self._env.close()
-        self.context.try_shutdown()
+            self.done.set()
 
     def _wait_for_policy(self) -> bool:
         deadline = time.monotonic() + POLICY_WAIT_S
@@ -127,7 +132,7 @@ class SimRobotNode(Node):
         return True
 
     def _run_episode(self, episode: int) -> None:
-        seed = self._p["seed"] + episode
+        seed = episode_seed(self._p["seed"], self._p["task"], episode, EVAL_PURPOSE)
         observation = self._env.reset(seed)
         self._reset_policy()
         with self._cond:

@@ -13,18 +13,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pytest
-import torch
-import yaml
-
-# Must be set before rclpy initialises (here, and inherited by the node processes).
+# Must be set before rclpy and torch initialise (here, and inherited by the node processes).
 os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 100)
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["ROS_LOCALHOST_ONLY"] = "1"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import numpy as np
+import pytest
 import rclpy
+import torch
+import yaml
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 

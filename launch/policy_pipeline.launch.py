@@ -1,0 +1,51 @@
+"""Camera -> policy on a robot.
+
+ros2 launch vid2robot policy_pipeline.launch.py checkpoint:=/path/ckpt prompt_video:=/path/prompt.mp4 source:=0
+Parameters come from config/policy_pipeline.yaml (installed to share/vid2robot/config).
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+from launch import LaunchDescription
+
+
+def generate_launch_description() -> LaunchDescription:
+    config = os.path.join(get_package_share_directory("vid2robot"), "config", "policy_pipeline.yaml")
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument("checkpoint", description="policy checkpoint (save_policy dir or .ckpt)"),
+            DeclareLaunchArgument("prompt_video", description="prompt video of the task (.mp4 or .npy)"),
+            DeclareLaunchArgument(
+                "source", default_value="0", description="camera: device index, file or URL"
+            ),
+            Node(
+                package="vid2robot",
+                executable="camera_node",
+                name="camera_node",
+                parameters=[
+                    config,
+                    {"source": ParameterValue(LaunchConfiguration("source"), value_type=str)},
+                ],
+                output="screen",
+            ),
+            Node(
+                package="vid2robot",
+                executable="policy_node",
+                name="policy_node",
+                parameters=[
+                    config,
+                    {
+                        "checkpoint": ParameterValue(LaunchConfiguration("checkpoint"), value_type=str),
+                        "prompt_video": ParameterValue(LaunchConfiguration("prompt_video"), value_type=str),
+                    },
+                ],
+                output="screen",
+            ),
+        ]
+    )
