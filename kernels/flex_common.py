@@ -11,7 +11,7 @@ from torch.nn.attention.flex_attention import BlockMask, flex_attention
 
 @functools.cache
 def _compiled() -> Callable[..., torch.Tensor]:
-    return torch.compile(flex_attention, dynamic=False)
+    return torch.compile(flex_attention)
 
 
 def flex(

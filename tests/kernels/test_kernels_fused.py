@@ -3,7 +3,8 @@
 Tolerances (max elementwise, ``atol + rtol * |reference|``), the reference being fp32 math on the same
 (rounded) inputs: fp32 atol 2e-5 / rtol 1e-4 (fp32 products, online softmax reorders sums); fp16 forward
 5e-3 / 5e-3 and gradients 1e-2 / 1e-2 (fp16 tile products, fp32 accumulation); bf16 4e-2 / 4e-2.
-Without CUDA the Triton kernels run in Triton's interpreter (see conftest.py); ``flex`` needs CUDA to train.
+Without CUDA the Triton kernels run in Triton's interpreter (see conftest.py); ``flex`` needs CUDA to train
+(its CPU forward is in test_kernels_flex.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ FORWARD_TOL = {
     torch.bfloat16: {"atol": 4e-2, "rtol": 4e-2},
 }
 GRAD_TOL = {**FORWARD_TOL, torch.float16: {"atol": 1e-2, "rtol": 1e-2}}
-BACKENDS = ["triton", pytest.param("flex", marks=pytest.mark.gpu)]
+BACKENDS = ["triton"]  # flex trains on CUDA only: test_flex_trains_on_cuda below (each case compiles)
 
 
 def _check(op, inputs: list[torch.Tensor], backend: str, **kwargs) -> None:
@@ -119,3 +120,26 @@ def test_bfloat16_inputs(backend: str, device: torch.device) -> None:
     shapes = [(1, 2, 9, 16), (1, 2, 12, 16), (1, 2, 12, 16), (1, 2, 9, 4), (1, 2, 9, 3)]
     inputs = [randn(*s, dtype=torch.bfloat16, device=device, seed=i) for i, s in enumerate(shapes)]
     _check(kernels.boxrpb_attention, inputs, backend)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_flex_trains_on_cuda(dtype: torch.dtype, device: torch.device) -> None:
+    b, h, n_q, height, width, d, _ = BOXRPB_CASES["odd"]
+    shapes = [(b, h, n_q, d), (b, h, height * width, d), (b, h, height * width, d), (b, h, n_q, width),
+              (b, h, n_q, height)]  # fmt: skip
+    inputs = [randn(*s, dtype=dtype, device=device, seed=i) for i, s in enumerate(shapes)]
+    mask = (torch.rand(b, height * width, generator=torch.Generator().manual_seed(5)) < 0.3).to(device)
+    _check(kernels.boxrpb_attention, inputs, "flex", key_padding_mask=mask)
+    b, h, regions, t, topk, d = ROUTING_CASES["odd-region"]
+    inputs = [randn(b, h, regions * t, d, dtype=dtype, device=device, seed=i) for i in range(3)]
+    _check(
+        kernels.routed_attention,
+        inputs,
+        "flex",
+        topk_index=distinct_topk(b, regions, topk, device),
+        region_size=t,
+    )
+    b, h, height, width, d, kernel, dilation = NEIGHBORHOOD_CASES["rect-kernel-dilation"]
+    inputs = [randn(b, h, height, width, d, dtype=dtype, device=device, seed=i) for i in range(3)]
+    _check(kernels.neighborhood_attention_2d, inputs, "flex", kernel_size=kernel, dilation=dilation)

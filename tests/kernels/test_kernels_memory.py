@@ -45,8 +45,10 @@ def test_routing_triton_allocates_no_gathered_copy() -> None:
     inputs = [torch.randn(b, h, regions * t, d) for _ in range(3)]
     index = distinct_topk(b, regions, topk)
     gathered_bytes = b * h * regions * topk * t * d * 4
-    run = lambda backend: _forward_backward(kernels.routed_attention, inputs, backend, topk_index=index,  # noqa: E731
-                                            region_size=t)  # fmt: skip
+
+    def run(backend: str):
+        return _forward_backward(kernels.routed_attention, inputs, backend, topk_index=index, region_size=t)
+
     assert largest_allocation(run("reference")) >= gathered_bytes
     assert largest_allocation(run("triton")) < gathered_bytes // 2
 
@@ -55,8 +57,9 @@ def test_neighborhood_triton_allocates_no_window_copy() -> None:
     b, h, height, width, d, kernel = 1, 1, 16, 16, 8, 5
     inputs = [torch.randn(b, h, height, width, d) for _ in range(3)]
     window_bytes = b * h * height * width * kernel * kernel * d * 4
-    run = lambda backend: _forward_backward(
-        kernels.neighborhood_attention_2d, inputs, backend, kernel_size=kernel
-    )  # noqa: E731
+
+    def run(backend: str):
+        return _forward_backward(kernels.neighborhood_attention_2d, inputs, backend, kernel_size=kernel)
+
     assert largest_allocation(run("reference")) >= window_bytes
     assert largest_allocation(run("triton")) < window_bytes // 2
