@@ -32,19 +32,21 @@ NODE_CLASSES = {
 
 
 def resolve_config(name: str) -> Path:
-    """A YAML path, or the name of a config installed in share/vid2robot/config."""
+    """A YAML path, or the name of a config installed in ``share/vid2robot/config`` (colcon or pip prefix)."""
     path = Path(name)
     if path.is_file():
         return path
-    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-
+    shares = [Path(sys.prefix) / "share" / "vid2robot"]
     try:
-        installed = Path(get_package_share_directory("vid2robot")) / "config" / name
-    except PackageNotFoundError:
-        installed = None
-    if installed is not None and installed.is_file():
-        return installed
-    raise FileNotFoundError(f"no config {name!r} (neither a file nor in share/vid2robot/config)")
+        from ament_index_python.packages import get_package_share_directory
+
+        shares.insert(0, Path(get_package_share_directory("vid2robot")))
+    except (ImportError, LookupError, OSError):  # not in an ament (colcon / ROS) environment
+        pass
+    for share in shares:
+        if (share / "config" / name).is_file():
+            return share / "config" / name
+    raise FileNotFoundError(f"no config {name!r}: not a file, nor in {[str(s / 'config') for s in shares]}")
 
 
 def nodes_in(config: Path) -> list[str]:
