@@ -29,7 +29,9 @@ def training_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for task_index, task in enumerate(("reach-v3", "push-v3")):
             for episode in range(4):
                 length = 6
-                base = rng.integers(0, 255, (1, IMAGE_SIZE, IMAGE_SIZE, 3))
+                # each task has its own colour, so a policy can tell the tasks apart from either video
+                colour = np.array([200, 40, 40]) if task_index == 0 else np.array([40, 40, 200])
+                base = colour + rng.integers(-30, 30, (1, IMAGE_SIZE, IMAGE_SIZE, 3))
                 ramp = np.linspace(0, 60, length)[:, None, None, None]
                 robot = np.clip(base + ramp, 0, 255).astype(np.uint8)
                 demo = np.clip(255 - base - ramp, 0, 255).astype(np.uint8)

@@ -1,0 +1,78 @@
+"""``vid2robot-eval``: offline video-prompt evaluation and closed-loop Meta-World evaluation of a checkpoint."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+from vid2robot.data.paired_dataset import PairedVideoDataset
+from vid2robot.policy import DeployablePolicy, load_policy
+
+log = logging.getLogger(__name__)
+MODES = ("offline", "closed_loop")
+
+
+def run_offline(policy: DeployablePolicy, cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    from vid2robot.evaluation.offline import evaluate_offline
+    from vid2robot.evaluation.report import results_markdown, write_offline_report
+
+    c = policy.config
+    dataset = PairedVideoDataset(
+        cfg.data_root,
+        split=cfg.split,
+        image_size=c.image_size,
+        prompt_frames=c.prompt_frames,
+        state_frames=c.state_frames,
+        horizon=c.horizon,
+        prompt_camera=cfg.prompt_camera,
+        robot_camera=cfg.robot_camera,
+        augment=False,
+    )
+    results = evaluate_offline(
+        policy, dataset, cfg.offline.batch_size, cfg.offline.max_items, cfg.offline.num_workers
+    )
+    paths = write_offline_report(results, out_dir)
+    log.info("\n%s", results_markdown(results))
+    log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
+    return results.to_dict()
+
+
+def run_closed_loop(policy: DeployablePolicy, cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    from vid2robot.sim.closed_loop import PromptSource, evaluate_closed_loop, results_markdown
+
+    source = PromptSource(cfg.data_root, camera=cfg.prompt_camera, split=cfg.split)
+    tasks = list(cfg.closed_loop.tasks or source.dataset.tasks)
+    summary = evaluate_closed_loop(
+        policy,
+        tasks,
+        source,
+        episodes_per_task=cfg.closed_loop.episodes_per_task,
+        seed=cfg.closed_loop.seed,
+        out_dir=out_dir,
+        video=cfg.closed_loop.video,
+        max_steps=cfg.closed_loop.max_steps,
+    )
+    log.info("\n%s", results_markdown(summary))
+    return summary
+
+
+def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    if cfg.mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {cfg.mode!r}")
+    policy = load_policy(cfg.checkpoint, map_location=torch.device(cfg.device))
+    runner = run_offline if cfg.mode == "offline" else run_closed_loop
+    return runner(policy, cfg, out_dir)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg, Path(cfg.out_dir))
+
+
+if __name__ == "__main__":
+    main()

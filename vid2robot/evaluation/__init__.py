@@ -1,0 +1,1 @@
+"""Offline evaluation of policies and its report (tables, attention picture)."""
