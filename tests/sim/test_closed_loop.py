@@ -1,0 +1,94 @@
+"""Closed-loop evaluator: success wiring (expert succeeds, zero policy fails), outputs and errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vid2robot.data.video_io import read_frames
+from vid2robot.sim.closed_loop import PromptSource, evaluate_closed_loop, wilson_interval
+from vid2robot.sim.expert_policy import ExpertPolicy
+from vid2robot.sim.rollout_video import LABEL_HEIGHT
+
+
+class ZeroPolicy:
+    """Keeps still; records what it was given to check the interface's tensor contract."""
+
+    def __init__(self) -> None:
+        self.prompts: list[torch.Tensor] = []
+        self.frames = 0
+
+    def set_prompt(self, video: torch.Tensor) -> None:
+        self.prompts.append(video)
+
+    def reset(self) -> None:
+        self.frames = 0
+
+    def select_action(self, frame: torch.Tensor) -> torch.Tensor:
+        assert frame.shape == (3, 32, 32) and frame.dtype == torch.float32
+        self.frames += 1
+        return torch.zeros(4)
+
+
+def test_expert_succeeds_through_the_evaluator(expert_dataset: tuple[Path, dict], tmp_path: Path) -> None:
+    root, _ = expert_dataset
+    results = evaluate_closed_loop(
+        ExpertPolicy(), ["reach-v3"], PromptSource(root, camera="demonstrator"), episodes_per_task=2, seed=0,
+        out_dir=tmp_path, image_size=32, progress=False,
+    )  # fmt: skip
+    reach = results["tasks"]["reach-v3"]
+    assert reach["successes"] == 2 and results["mean_success_rate"] == 1.0
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["tasks"]["reach-v3"]["per_episode"][0]["prompt_episode"] == 2  # the held-out episode
+    assert "| reach-v3 | 100.0% |" in (tmp_path / "results.md").read_text()
+    video = read_frames(tmp_path / "rollout_reach-v3.mp4")
+    prompt_length = len(read_frames(root / "videos/demonstrator/chunk-000/episode_000002.mp4"))
+    rollout_length = reach["per_episode"][0]["steps"] + 1
+    assert video.shape == (max(prompt_length, rollout_length), LABEL_HEIGHT + 192, 384, 3)
+
+
+def test_zero_policy_fails_and_gets_prompt_tensors(expert_dataset: tuple[Path, dict], tmp_path: Path) -> None:
+    root, _ = expert_dataset
+    policy = ZeroPolicy()
+    results = evaluate_closed_loop(
+        policy, ["button-press-topdown-v3"], PromptSource(root, camera="robot"), episodes_per_task=2, seed=1,
+        out_dir=tmp_path, video=False, max_steps=15, image_size=32, prompt_frames=4, progress=False,
+    )  # fmt: skip
+    task = results["tasks"]["button-press-topdown-v3"]
+    assert task["successes"] == 0 and task["mean_steps"] == 15 and policy.frames == 15
+    assert task["ci95"][0] == 0.0 and task["ci95"][1] == pytest.approx(0.658, abs=1e-3)
+    assert [p.shape for p in policy.prompts] == [(4, 3, 32, 32)] * 2
+    assert not list(tmp_path.glob("*.mp4"))
+
+
+def test_bad_inputs(expert_dataset: tuple[Path, dict], tmp_path: Path) -> None:
+    root, _ = expert_dataset
+    with pytest.raises(ValueError, match="prompt camera 'wrist'"):
+        PromptSource(root, camera="wrist")
+    with pytest.raises(ValueError, match=r"task 'push-v3' has no episodes"):
+        evaluate_closed_loop(ZeroPolicy(), ["push-v3"], PromptSource(root), 1, 0, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="no successful 'test' episodes of 'reach-v3'"):
+        evaluate_closed_loop(ZeroPolicy(), ["reach-v3"], PromptSource(root, split="test"), 1, 0, tmp_path)
+    with pytest.raises(ValueError, match="unknown Meta-World task 'reach'"):
+        evaluate_closed_loop(ZeroPolicy(), ["reach"], PromptSource(root), 1, 0, tmp_path)
+
+    class BadPolicy(ZeroPolicy):
+        def select_action(self, frame: torch.Tensor) -> np.ndarray:
+            return np.zeros(3)
+
+    with pytest.raises(ValueError, match="must return 4 finite values"):
+        evaluate_closed_loop(
+            BadPolicy(), ["reach-v3"], PromptSource(root), 1, 0, tmp_path, image_size=32, progress=False
+        )
+
+
+def test_wilson_interval() -> None:
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    with pytest.raises(ValueError, match="trials must be > 0"):
+        wilson_interval(0, 0)

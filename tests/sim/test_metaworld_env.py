@@ -1,0 +1,77 @@
+"""MetaWorldEnv: seeded layouts, camera frames, demonstrator appearance, success flag and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vid2robot.sim.metaworld_env import MT10_TASKS, STATE_NAMES, MetaWorldEnv, task_index, task_text
+
+
+@pytest.fixture(scope="module")
+def env() -> MetaWorldEnv:
+    with MetaWorldEnv("reach-v3", seed=0, image_size=32) as env:
+        yield env
+
+
+def test_layouts_repeat_per_seed_across_instances(env: MetaWorldEnv) -> None:
+    first = env.reset(11)
+    other = env.reset(12)
+    assert not np.allclose(first.state[-3:], other.state[-3:])  # a different goal
+    with MetaWorldEnv("reach-v3", seed=999, image_size=32) as fresh:
+        again = fresh.reset(11)
+    np.testing.assert_array_equal(first.state, again.state)
+    for cam in ("robot", "demonstrator"):
+        np.testing.assert_array_equal(first.frames[cam], again.frames[cam])
+
+
+def test_frames_views_and_restored_colours(env: MetaWorldEnv) -> None:
+    obs = env.reset(3)
+    assert set(obs.frames) == {"robot", "demonstrator"} and obs.state.shape == (len(STATE_NAMES),)
+    for frame in obs.frames.values():
+        assert frame.shape == (32, 32, 3) and frame.dtype == np.uint8 and frame.std() > 5
+    assert not np.array_equal(obs.frames["robot"], obs.frames["demonstrator"])
+    rgba = env._env.model.geom_rgba.copy()
+    plain = env.render("robot")
+    env.render("demonstrator")
+    np.testing.assert_array_equal(env._env.model.geom_rgba, rgba)  # the re-colouring is undone
+    np.testing.assert_array_equal(env.render("robot"), plain)
+    with MetaWorldEnv(
+        "reach-v3", image_size=32, cameras=("demonstrator",), demonstrator_appearance=False
+    ) as same:
+        robot_coloured = same.reset(3).frames["demonstrator"]
+    assert np.abs(robot_coloured.astype(int) - obs.frames["demonstrator"]).sum() > 0
+
+
+def test_expert_succeeds_and_zero_action_does_not() -> None:
+    with MetaWorldEnv("reach-v3", image_size=32, cameras=(), max_steps=120) as blind:  # no rendering: fast
+        blind.reset(5)
+        assert any(blind.step(blind.expert_action())[1] for _ in range(120))
+        blind.reset(5)
+        done = False
+        while not done:
+            _, success, done = blind.step(np.zeros(4, np.float32))
+            assert not success
+        assert blind.steps == blind.max_steps == 120
+        with pytest.raises(RuntimeError, match="max_steps=120"):
+            blind.step(np.zeros(4))
+
+
+def test_bad_inputs_raise_clear_errors(env: MetaWorldEnv) -> None:
+    with pytest.raises(ValueError, match=r"unknown Meta-World task 'reach'.*reach-v3"):
+        MetaWorldEnv("reach")
+    with pytest.raises(ValueError, match=r"unknown cameras \['wrist'\]"):
+        MetaWorldEnv("reach-v3", cameras=("wrist",))
+    with pytest.raises(ValueError, match=r"max_steps must be in \[1, 500\]"):
+        MetaWorldEnv("reach-v3", max_steps=501)
+    env.reset(0)
+    with pytest.raises(ValueError, match="action must be 4 finite floats"):
+        env.step(np.zeros(3))
+    with pytest.raises(ValueError, match="action must be 4 finite floats"):
+        env.step(np.array([0, 0, np.nan, 0]))
+
+
+def test_task_ids_and_text() -> None:
+    assert MT10_TASKS[0] == "reach-v3" and task_index("reach-v3") == 0
+    assert task_text("drawer-open-v3") == "open the drawer"
+    assert task_text("coffee-pull-v3") == "coffee pull"

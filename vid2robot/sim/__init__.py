@@ -1,0 +1,12 @@
+"""Meta-World simulation: camera-frame environment, scripted-expert data generation, closed-loop evaluation.
+
+Importing this package picks headless rendering defaults before MuJoCo creates a GL context: EGL (works on
+CPU through Mesa; set ``MUJOCO_GL=osmesa`` where EGL is missing) and one llvmpipe thread per process, which
+renders 96x96 frames faster than Mesa's default thread pool on shared CPUs (72 vs 37 frames/s measured
+here) and lets data-generation workers scale by process. Both respect values already set.
+"""
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("LP_NUM_THREADS", "1")

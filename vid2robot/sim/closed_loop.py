@@ -1,0 +1,219 @@
+"""Closed-loop evaluation of a prompt-conditioned policy on Meta-World (LeRobot-style ``pc_success``).
+
+For each task and each fresh layout seed: a prompt video from a held-out episode of the task goes to
+``policy.set_prompt``, ``policy.reset()`` starts the episode, and ``policy.select_action`` drives the robot
+camera's frames until the environment's own success flag is raised or ``max_steps`` pass. Success rates get
+Wilson 95% intervals; ``results.json``, ``results.md`` and one ``rollout_<task>.mp4`` per task (prompt beside
+the first rollout) are written to ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vid2robot.data.episode_dataset import EpisodeDataset
+from vid2robot.policy.frame_sampling import sample_prompt_frames
+from vid2robot.policy.preprocess import frames_to_tensor
+from vid2robot.sim.expert_data import EVAL_PURPOSE, episode_seed
+from vid2robot.sim.metaworld_env import MAX_PATH_LENGTH, MetaWorldEnv, check_task
+from vid2robot.sim.rollout_video import side_by_side, write_side_by_side
+
+
+class Policy(Protocol):
+    """The deployment interface of docs/architecture.md."""
+
+    def set_prompt(self, video: torch.Tensor) -> None: ...
+    def reset(self) -> None: ...
+    def select_action(self, frame: torch.Tensor) -> Any: ...
+
+
+@dataclass
+class PromptSource:
+    """Where prompt videos come from: successful episodes of ``split`` in ``dataset``, seen by ``camera``."""
+
+    dataset: EpisodeDataset | str | Path
+    camera: str = "demonstrator"
+    split: str = "val"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.dataset, EpisodeDataset):
+            self.dataset = EpisodeDataset(self.dataset)
+        if self.camera not in self.dataset.info.cameras:
+            raise ValueError(
+                f"prompt camera {self.camera!r} is not in {self.dataset.root}; it has {list(self.dataset.info.cameras)}"
+            )
+
+    def episodes(self, task: str) -> list[int]:
+        assert isinstance(self.dataset, EpisodeDataset)
+        if task not in self.dataset.tasks:
+            raise ValueError(
+                f"task {task!r} has no episodes in {self.dataset.root} (it has {self.dataset.tasks})"
+            )
+        indices = self.dataset.select(split=self.split, task=task, success=True)
+        if not indices:
+            raise ValueError(
+                f"no successful {self.split!r} episodes of {task!r} in {self.dataset.root} to use as prompts "
+                "(generate held-out episodes with val_episodes_per_task > 0, or pick another split)"
+            )
+        return indices
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a binomial rate (95% for z = 1.96); sound at 0% and 100%, unlike +-2 SE."""
+    if trials <= 0:
+        raise ValueError(f"trials must be > 0, got {trials}")
+    rate = successes / trials
+    denominator = 1 + z**2 / trials
+    centre = (rate + z**2 / (2 * trials)) / denominator
+    half = z * math.sqrt(rate * (1 - rate) / trials + z**2 / (4 * trials**2)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _as_action(output: Any, action_dim: int) -> np.ndarray:
+    action = output.detach().cpu().numpy() if isinstance(output, torch.Tensor) else np.asarray(output)
+    action = action.astype(np.float32).reshape(-1)
+    if action.shape != (action_dim,) or not np.isfinite(action).all():
+        raise ValueError(f"policy.select_action must return {action_dim} finite values, got {action}")
+    return action
+
+
+def _policy_sizes(policy: Policy, image_size: int | None, prompt_frames: int | None) -> tuple[int, int]:
+    """Sizes given explicitly, else from ``policy.config`` (Vid2RobotConfig), else 96 px and 16 frames."""
+    config = getattr(policy, "config", None)
+    image_size = image_size or getattr(config, "image_size", None) or 96
+    prompt_frames = prompt_frames or getattr(config, "prompt_frames", None) or 16
+    return int(image_size), int(prompt_frames)
+
+
+def evaluate_closed_loop(
+    policy: Policy,
+    tasks: Sequence[str],
+    prompt_source: PromptSource,
+    episodes_per_task: int,
+    seed: int,
+    out_dir: str | Path,
+    video: bool = True,
+    max_steps: int = MAX_PATH_LENGTH,
+    image_size: int | None = None,
+    prompt_frames: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Run ``episodes_per_task`` fresh episodes per task; returns (and writes) per-task and mean success.
+
+    Layout seeds come from a stream separate from data generation, so no evaluation layout is a training
+    demo. Prompts cycle through the task's held-out episodes. Policies that read simulator state (the
+    scripted ``ExpertPolicy``) get each task's environment through ``policy.bind_env(env)``.
+    """
+    for task in tasks:
+        check_task(task)
+    if episodes_per_task < 1:
+        raise ValueError(f"episodes_per_task must be >= 1, got {episodes_per_task}")
+    image_size, prompt_frames = _policy_sizes(policy, image_size, prompt_frames)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prompts = {task: prompt_source.episodes(task) for task in tasks}  # fail early on a missing task
+    dataset = prompt_source.dataset
+    assert isinstance(dataset, EpisodeDataset)
+    results: dict[str, dict] = {}
+    bar = tqdm(total=len(tasks) * episodes_per_task, desc="closed loop", unit="ep", disable=not progress)
+    for task in tasks:
+        episodes = []
+        with MetaWorldEnv(
+            task, seed=seed, image_size=image_size, cameras=("robot",), max_steps=max_steps
+        ) as env:
+            if hasattr(policy, "bind_env"):
+                policy.bind_env(env)
+            for i in range(episodes_per_task):
+                prompt_episode = dataset.episode(prompts[task][i % len(prompts[task])])
+                indices = sample_prompt_frames(prompt_episode.length, prompt_frames)
+                raw_prompt = prompt_episode.frames(prompt_source.camera, indices)
+                layout_seed = episode_seed(seed, task, i, EVAL_PURPOSE)
+                with torch.inference_mode():
+                    policy.set_prompt(frames_to_tensor(raw_prompt, image_size))
+                    policy.reset()
+                    obs = env.reset(layout_seed)
+                    frames, labels, success, done = [obs.frames["robot"]], [f"{task} t=0"], False, False
+                    while not (success or done):
+                        frame = frames_to_tensor(obs.frames["robot"], image_size)
+                        obs, success, done = env.step(_as_action(policy.select_action(frame), env.action_dim))
+                        if video and i == 0:
+                            frames.append(obs.frames["robot"])
+                            labels.append(f"{task} t={env.steps}" + (" SUCCESS" if success else ""))
+                episodes.append(
+                    {
+                        "seed": layout_seed,
+                        "success": success,
+                        "steps": env.steps,
+                        "prompt_episode": prompt_episode.record.episode_index,
+                    }
+                )
+                if video and i == 0:
+                    prompt_video = prompt_episode.frames(prompt_source.camera)
+                    label = f"prompt: {prompt_source.camera} ep {prompt_episode.record.episode_index}"
+                    write_side_by_side(
+                        out_dir / f"rollout_{task}.mp4",
+                        side_by_side(prompt_video, np.stack(frames), label, labels),
+                    )
+                bar.update(1)
+        successes = sum(e["success"] for e in episodes)
+        results[task] = {
+            "success_rate": successes / episodes_per_task,
+            "successes": successes,
+            "episodes": episodes_per_task,
+            "ci95": wilson_interval(successes, episodes_per_task),
+            "mean_steps": float(np.mean([e["steps"] for e in episodes])),
+            "per_episode": episodes,
+        }
+        bar.set_postfix({task: f"{successes}/{episodes_per_task}"}, refresh=False)
+    bar.close()
+    total = sum(r["successes"] for r in results.values())
+    summary = {
+        "policy": type(policy).__name__,
+        "prompt_camera": prompt_source.camera,
+        "prompt_split": prompt_source.split,
+        "prompt_dataset": str(dataset.root),
+        "seed": seed,
+        "episodes_per_task": episodes_per_task,
+        "max_steps": max_steps,
+        "image_size": image_size,
+        "prompt_frames": prompt_frames,
+        "tasks": results,
+        "mean_success_rate": float(np.mean([r["success_rate"] for r in results.values()])),
+        # Equal episodes per task: the pooled rate is the mean rate, and its Wilson interval the mean's.
+        "mean_ci95": wilson_interval(total, episodes_per_task * len(tasks)),
+    }
+    (out_dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out_dir / "results.md").write_text(results_markdown(summary))
+    return summary
+
+
+def results_markdown(summary: dict) -> str:
+    """A markdown table of per-task and mean success with 95% Wilson intervals."""
+    lines = [
+        f"# Closed-loop success: {summary['policy']}",
+        "",
+        f"Prompts: `{summary['prompt_camera']}` camera, `{summary['prompt_split']}` episodes of "
+        f"`{summary['prompt_dataset']}`; {summary['episodes_per_task']} episodes per task, seed {summary['seed']}, "
+        f"max {summary['max_steps']} steps.",
+        "",
+        "| task | success | 95% CI | successes | mean steps |",
+        "|---|---|---|---|---|",
+    ]
+    for task, r in summary["tasks"].items():
+        low, high = r["ci95"]
+        lines.append(
+            f"| {task} | {r['success_rate']:.1%} | [{low:.1%}, {high:.1%}] | {r['successes']}/{r['episodes']} "
+            f"| {r['mean_steps']:.0f} |"
+        )
+    low, high = summary["mean_ci95"]
+    lines.append(f"| **mean** | **{summary['mean_success_rate']:.1%}** | [{low:.1%}, {high:.1%}] | | |")
+    return "\n".join(lines) + "\n"

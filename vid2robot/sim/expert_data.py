@@ -1,0 +1,250 @@
+"""Scripted-expert demonstrations from Meta-World, recorded from both views into the episode format.
+
+Every attempt is a pure function of ``(seed, task, attempt)``: its layout seed comes from a SeedSequence, so
+the dataset is identical for any number of workers. Workers only simulate and render; the main process
+encodes and writes in a fixed order, so episode indices and bytes repeat run to run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from vid2robot.data.episode_format import DatasetInfo, EpisodeRecord, EpisodeWriter
+from vid2robot.sim.metaworld_env import (
+    ACTION_NAMES,
+    CAMERA_VIEWS,
+    MAX_PATH_LENGTH,
+    STATE_NAMES,
+    MetaWorldEnv,
+    check_task,
+    task_index,
+    task_text,
+)
+
+# Meta-World steps 5 physics steps of 2.5 ms: 80 control steps per second of simulated time.
+CONTROL_FPS = 80
+DEMO_TASKS = ("reach-v3", "push-v3", "drawer-open-v3", "button-press-topdown-v3", "door-open-v3")
+DATAGEN_PURPOSE, EVAL_PURPOSE = 0, 1  # separate seed streams for demonstrations and closed-loop evaluation
+
+
+def episode_seed(seed: int, task_name: str, attempt: int, purpose: int = DATAGEN_PURPOSE) -> int:
+    """The layout seed of one attempt; distinct per (seed, task, attempt, purpose)."""
+    sequence = np.random.SeedSequence([seed, task_index(task_name), attempt, purpose])
+    return int(sequence.generate_state(1, np.uint32)[0])
+
+
+@dataclass
+class DatagenConfig:
+    """Options of ``vid2robot-datagen`` (``vid2robot/conf/datagen.yaml``)."""
+
+    out_dir: str = "outputs/datagen/metaworld"
+    tasks: list[str] = field(default_factory=lambda: list(DEMO_TASKS))
+    episodes_per_task: int = 20
+    val_episodes_per_task: int = 4  # held out: validation prompts and closed-loop prompt videos
+    seed: int = 0
+    image_size: int = 96
+    cameras: list[str] = field(default_factory=lambda: list(CAMERA_VIEWS))
+    workers: int = 2
+    stop_after_success: int = 10  # steps recorded after the first success
+    successful_only: bool = True
+    max_steps: int = MAX_PATH_LENGTH
+    max_attempts_per_episode: int = 3  # give up on a task after this many attempts per wanted episode
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for task in self.tasks:
+            check_task(task)
+        if len(set(self.tasks)) != len(self.tasks) or not self.tasks:
+            raise ValueError(f"tasks must be a non-empty list without repeats, got {self.tasks}")
+        if self.episodes_per_task < 1:
+            raise ValueError(f"episodes_per_task must be >= 1, got {self.episodes_per_task}")
+        if not 0 <= self.val_episodes_per_task < self.episodes_per_task:
+            raise ValueError(
+                f"val_episodes_per_task must be in [0, episodes_per_task={self.episodes_per_task}), "
+                f"got {self.val_episodes_per_task}"
+            )
+        if self.stop_after_success < 0 or self.workers < 0 or self.max_attempts_per_episode < 1:
+            raise ValueError("stop_after_success and workers must be >= 0, max_attempts_per_episode >= 1")
+
+
+@dataclass
+class ExpertEpisode:
+    task: str
+    seed: int
+    frames: dict[str, np.ndarray]
+    actions: np.ndarray
+    states: np.ndarray
+    success: bool
+    first_success_step: int  # -1 when the expert never succeeded
+
+
+def rollout_expert(env: MetaWorldEnv, seed: int, stop_after_success: int) -> ExpertEpisode:
+    """Run the scripted expert from the layout of ``seed``; stops ``stop_after_success`` steps after success.
+
+    Step ``i`` stores the frames and state observed before action ``i``.
+    """
+    obs = env.reset(seed)
+    frames: dict[str, list[np.ndarray]] = {cam: [] for cam in env.cameras}
+    actions, states = [], []
+    first_success, done = -1, False
+    while not done and (first_success < 0 or len(actions) < first_success + 1 + stop_after_success):
+        action = env.expert_action()
+        for cam in env.cameras:
+            frames[cam].append(obs.frames[cam])
+        states.append(obs.state)
+        actions.append(action)
+        obs, success, done = env.step(action)
+        if success and first_success < 0:
+            first_success = len(actions) - 1
+    return ExpertEpisode(
+        env.task_name,
+        seed,
+        {cam: np.stack(f) for cam, f in frames.items()},
+        np.stack(actions),
+        np.stack(states),
+        first_success >= 0,
+        first_success,
+    )
+
+
+_WORKER_ENVS: dict[str, MetaWorldEnv] = {}
+_WORKER_CONFIG: DatagenConfig | None = None
+
+
+def _init_worker(config: DatagenConfig) -> None:
+    global _WORKER_CONFIG
+    _WORKER_CONFIG = config
+
+
+def _run_attempt(job: tuple[str, int]) -> ExpertEpisode:
+    """One attempt in a worker process; environments (and their GL contexts) are cached per process."""
+    task, attempt = job
+    config = _WORKER_CONFIG
+    assert config is not None, "worker not initialised"
+    if task not in _WORKER_ENVS:
+        _WORKER_ENVS[task] = MetaWorldEnv(
+            task,
+            seed=config.seed,
+            image_size=config.image_size,
+            cameras=config.cameras,
+            max_steps=config.max_steps,
+        )
+    episode = rollout_expert(
+        _WORKER_ENVS[task], episode_seed(config.seed, task, attempt), config.stop_after_success
+    )
+    episode.attempt = attempt
+    return episode
+
+
+def _attempts(config: DatagenConfig, jobs: list[tuple[str, int]]) -> Iterator[ExpertEpisode]:
+    """Run jobs in order, in ``config.workers`` spawned processes (in this process when ``workers <= 1``)."""
+    if config.workers <= 1:
+        _init_worker(config)
+        yield from map(_run_attempt, jobs)
+        return
+    # spawn, not fork: a forked child must not inherit (or race on) a parent's GL state.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(min(config.workers, len(jobs)), initializer=_init_worker, initargs=(config,)) as pool:
+        yield from pool.imap(_run_attempt, jobs)
+
+
+def dataset_info(config: DatagenConfig) -> DatasetInfo:
+    return DatasetInfo(
+        fps=CONTROL_FPS,
+        cameras=tuple(config.cameras),
+        image_height=config.image_size,
+        image_width=config.image_size,
+        action_names=ACTION_NAMES,
+        state_names=STATE_NAMES,
+        robot="metaworld-sawyer",
+        extra={
+            "camera_views": {cam: CAMERA_VIEWS[cam] for cam in config.cameras},
+            "simulator": "metaworld 3.1.1",
+        },
+    )
+
+
+def generate_expert_dataset(config: DatagenConfig) -> dict:
+    """Generate ``episodes_per_task`` expert demos per task into ``config.out_dir``; returns a summary.
+
+    Failed attempts are retried with the next attempt seeds (when ``successful_only``), up to
+    ``max_attempts_per_episode * episodes_per_task`` attempts per task. The last ``val_episodes_per_task``
+    kept episodes of each task form the ``val`` split. ``meta/datagen.json`` records the config and
+    the expert's success rate per task.
+    """
+    started = time.perf_counter()
+    root = Path(config.out_dir)
+    kept: dict[str, list[EpisodeRecord]] = {task: [] for task in config.tasks}
+    tried = {task: 0 for task in config.tasks}
+    succeeded = {task: 0 for task in config.tasks}
+    writer = EpisodeWriter(root, dataset_info(config), overwrite=config.overwrite)
+    total = config.episodes_per_task * len(config.tasks)
+    bar = tqdm(total=total, desc="expert episodes", unit="ep", disable=not config.progress)
+    while True:
+        jobs = [
+            (task, tried[task] + k)
+            for task in config.tasks
+            if tried[task] < config.max_attempts_per_episode * config.episodes_per_task
+            for k in range(config.episodes_per_task - len(kept[task]))
+        ]
+        if not jobs:
+            break
+        for task, _ in jobs:
+            tried[task] += 1
+        for episode in _attempts(config, jobs):
+            succeeded[episode.task] += episode.success
+            if config.successful_only and not episode.success:
+                continue
+            record = writer.add_episode(
+                frames=episode.frames,
+                actions=episode.actions,
+                states=episode.states,
+                task=episode.task,
+                task_index=task_index(episode.task),
+                task_text=task_text(episode.task),
+                success=episode.success,
+                seed=episode.seed,
+            )
+            kept[episode.task].append(record)
+            bar.update(1)
+            bar.set_postfix(attempts=sum(tried.values()), refresh=False)
+    bar.close()
+    # Hold out the last episodes of each task; the writer's records are replaced before meta is written.
+    val = {
+        r.episode_index
+        for records in kept.values()
+        for r in records[len(records) - config.val_episodes_per_task :]
+    }
+    writer.records = [
+        dataclasses.replace(r, split="val") if r.episode_index in val else r for r in writer.records
+    ]
+    writer.close()
+    per_task = {
+        task: {
+            "kept": len(kept[task]),
+            "attempts": tried[task],
+            "expert_successes": succeeded[task],
+            "expert_success_rate": succeeded[task] / max(tried[task], 1),
+        }
+        for task in config.tasks
+    }
+    summary = {"config": dataclasses.asdict(config), "tasks": per_task}
+    with open(root / "meta" / "datagen.json", "w") as f:
+        json.dump(summary, f, indent=2)
+        f.write("\n")
+    missing = [task for task in config.tasks if len(kept[task]) < config.episodes_per_task]
+    if missing:
+        tqdm.write(
+            f"warning: fewer than {config.episodes_per_task} successful demos for {missing} (see datagen.json)"
+        )
+    return summary | {"seconds": time.perf_counter() - started, "episodes": len(writer.records)}

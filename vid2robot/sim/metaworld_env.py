@@ -1,0 +1,281 @@
+"""Meta-World (MT10 and the other v3 tasks) as a camera-frame environment with fast CPU rendering.
+
+Two named views: ``robot`` (what the policy sees) and ``demonstrator`` (another viewpoint with the arm
+re-coloured, standing in for a human video so prompts differ in embodiment and viewpoint). Frames are
+``uint8 [S, S, 3]`` RGB. Layouts (object and goal positions) are a pure function of the reset seed.
+The package ``vid2robot.sim`` (imported before this module) sets the headless rendering defaults.
+"""
+
+from __future__ import annotations
+
+import atexit
+import pickle
+import warnings
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+import mujoco
+import numpy as np
+from metaworld.env_dict import ALL_V3_ENVIRONMENTS, ML1_ARGS_KWARGS, MT10_V3
+from metaworld.policies import ENV_POLICY_MAP
+from metaworld.sawyer_xyz_env import SawyerXYZEnv
+from metaworld.types import Task
+
+MT10_TASKS: tuple[str, ...] = tuple(MT10_V3)
+ALL_TASKS: tuple[str, ...] = MT10_TASKS + tuple(t for t in ALL_V3_ENVIRONMENTS if t not in MT10_TASKS)
+CAMERA_VIEWS: dict[str, str] = {"robot": "corner", "demonstrator": "corner3"}
+MAX_PATH_LENGTH = 500  # Meta-World refuses to step further without a reset
+ACTION_NAMES = ("dx", "dy", "dz", "gripper")
+STATE_NAMES = (
+    *(f"hand_{a}" for a in "xyz"),
+    "gripper_open",
+    *(f"obj{i}_{c}" for i in (1, 2) for c in ("x", "y", "z", "qw", "qx", "qy", "qz")),
+    *(f"prev_hand_{a}" for a in "xyz"),
+    "prev_gripper_open",
+    *(f"prev_obj{i}_{c}" for i in (1, 2) for c in ("x", "y", "z", "qw", "qx", "qy", "qz")),
+    *(f"goal_{a}" for a in "xyz"),
+)
+TASK_TEXT = {
+    "reach-v3": "reach to the goal position",
+    "push-v3": "push the puck to the goal",
+    "pick-place-v3": "pick up the puck and place it at the goal",
+    "door-open-v3": "open the door",
+    "drawer-open-v3": "open the drawer",
+    "drawer-close-v3": "close the drawer",
+    "button-press-topdown-v3": "press the button from the top",
+    "peg-insert-side-v3": "insert the peg into the hole from the side",
+    "window-open-v3": "slide the window open",
+    "window-close-v3": "slide the window closed",
+}
+# The demonstrator's arm: skin-toned links and a dark gripper instead of the Sawyer's red and grey.
+ARM_RGBA = (0.87, 0.68, 0.55, 1.0)
+GRIPPER_RGBA = (0.15, 0.15, 0.18, 1.0)
+_ARM_ROOT, _GRIPPER_ROOT = "right_arm_base_link", "hand"
+
+
+def task_index(task_name: str) -> int:
+    """Stable task id: the position in Meta-World's v3 task list (MT10 tasks come first)."""
+    check_task(task_name)
+    return ALL_TASKS.index(task_name)
+
+
+def task_text(task_name: str) -> str:
+    check_task(task_name)
+    return TASK_TEXT.get(task_name, task_name.removesuffix("-v3").replace("-", " "))
+
+
+def check_task(task_name: str) -> None:
+    if task_name not in ALL_V3_ENVIRONMENTS:
+        raise ValueError(
+            f"unknown Meta-World task {task_name!r}; expected a v3 name such as {', '.join(MT10_TASKS[:3])} "
+            f"(MT10: {list(MT10_TASKS)})"
+        )
+
+
+def _make_mt_env(task_name: str) -> SawyerXYZEnv:
+    """The task's env with MT settings (goal in the observation), without building MT1's 50 fixed goals.
+
+    ``MT1(task)`` resets the env 50 times to pre-draw goals we then discard (about 2 s per env); the task
+    data below is what it would pass to ``set_task``.
+    """
+    env_cls = ALL_V3_ENVIRONMENTS[task_name]
+    env = env_cls()
+    kwargs = {k: v for k, v in ML1_ARGS_KWARGS[task_name]["kwargs"].items() if k != "task_id"}
+    space = env._random_reset_space
+    data = kwargs | {
+        "env_cls": env_cls,
+        "rand_vec": (space.low + space.high) / 2,
+        "partially_observable": False,
+    }
+    env.set_task(Task(env_name=task_name, data=pickle.dumps(data)))
+    return env
+
+
+_LIVE_ENVS: weakref.WeakSet[MetaWorldEnv] = weakref.WeakSet()
+_EXIT_HOOK: list[bool] = []
+
+
+def _close_live_envs() -> None:
+    for env in list(_LIVE_ENVS):
+        env.close()
+
+
+def _register_exit_hook() -> None:
+    if not _EXIT_HOOK:
+        atexit.register(_close_live_envs)
+        _EXIT_HOOK.append(True)
+
+
+def _release(renderer: mujoco.Renderer, env: SawyerXYZEnv) -> None:
+    renderer.close()
+    env.close()
+
+
+@dataclass
+class Observation:
+    """Frames per camera (``uint8 [S, S, 3]`` RGB) and Meta-World's 39-d state vector (float32)."""
+
+    frames: dict[str, np.ndarray]
+    state: np.ndarray
+
+
+class MetaWorldEnv:
+    """One Meta-World task with a seeded layout per reset and offscreen frames from named cameras.
+
+    ``step`` returns ``(observation, success, done)``: ``success`` is the task's own success flag at that
+    step, ``done`` is true once ``max_steps`` steps were taken. Rendering turns off shadows, reflections and
+    multisampling and sizes the offscreen buffer to the frame (Meta-World's default renderer draws a
+    4096^2 shadow map with 4x anti-aliasing, about 10x slower on CPU).
+    """
+
+    def __init__(
+        self,
+        task_name: str,
+        seed: int = 0,
+        image_size: int = 96,
+        cameras: Sequence[str] = ("robot", "demonstrator"),
+        demonstrator_appearance: bool = True,
+        max_steps: int = MAX_PATH_LENGTH,
+        hide_goal: bool = False,
+        camera_views: Mapping[str, str] | None = None,
+    ) -> None:
+        check_task(task_name)
+        views = dict(CAMERA_VIEWS if camera_views is None else camera_views)
+        unknown = [c for c in cameras if c not in views]
+        if unknown:
+            raise ValueError(f"unknown cameras {unknown}; known: {sorted(views)} (or pass camera_views)")
+        if not 1 <= max_steps <= MAX_PATH_LENGTH:
+            raise ValueError(f"max_steps must be in [1, {MAX_PATH_LENGTH}], got {max_steps}")
+        if image_size < 8:
+            raise ValueError(f"image_size must be >= 8, got {image_size}")
+        self.task_name, self.image_size, self.max_steps = task_name, image_size, max_steps
+        self.cameras, self.camera_views = tuple(cameras), views
+        self.demonstrator_appearance = demonstrator_appearance
+
+        self._env = _make_mt_env(task_name)
+        self._env._freeze_rand_vec = False  # a fresh layout each reset, drawn from the env's seeded RNG
+        self._env.seeded_rand_vec = True
+        self._env.seed(seed)
+        self._expert = ENV_POLICY_MAP[task_name]()
+        model = self._env.model
+        for name in views.values():
+            if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, name) < 0:
+                raise ValueError(f"camera {name!r} is not in the {task_name} model")
+        if hide_goal:
+            model.site_rgba[model.site("goal").id, 3] = 0.0
+        model.vis.quality.shadowsize = 0
+        model.vis.quality.offsamples = 0
+        model.vis.global_.offwidth, model.vis.global_.offheight = image_size, image_size
+        self._renderer = mujoco.Renderer(model, image_size, image_size)
+        self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+        self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+        self._recolour = self._demonstrator_colours(model)
+        # Free the GL context when the env is collected, and at exit before MuJoCo's own exit hook
+        # terminates the EGL display (registered on the first context, so ours must come after it).
+        self._finalizer = weakref.finalize(self, _release, self._renderer, self._env)
+        self._finalizer.atexit = False
+        _register_exit_hook()
+        _LIVE_ENVS.add(self)
+        self._raw_obs: np.ndarray | None = None
+        self.steps = 0
+
+    @staticmethod
+    def _demonstrator_colours(model: mujoco.MjModel) -> tuple[np.ndarray, np.ndarray]:
+        """Visible geoms of the arm and gripper and the colours they get in the demonstrator view."""
+        arm, gripper = model.body(_ARM_ROOT).id, model.body(_GRIPPER_ROOT).id
+
+        def root_of(body: int) -> int | None:
+            while body > 0:
+                if body in (arm, gripper):
+                    return body
+                body = model.body_parentid[body]
+            return None
+
+        ids, colours = [], []
+        for geom in range(model.ngeom):
+            root = root_of(model.geom_bodyid[geom])
+            if root is not None and model.geom_rgba[geom, 3] > 0:
+                ids.append(geom)
+                colours.append(GRIPPER_RGBA if root == gripper else ARM_RGBA)
+        return np.asarray(ids, np.int64), np.asarray(colours, np.float32)
+
+    @property
+    def action_dim(self) -> int:
+        return len(ACTION_NAMES)
+
+    @property
+    def state(self) -> np.ndarray:
+        """The current 39-d Meta-World observation (hand, gripper, objects, previous, goal) as float32."""
+        if self._raw_obs is None:
+            raise RuntimeError("call reset() before reading the state")
+        return self._raw_obs.astype(np.float32)
+
+    def render(self, camera: str) -> np.ndarray:
+        """``uint8 [S, S, 3]`` RGB frame of a named camera at the current state."""
+        if camera not in self.camera_views:
+            raise ValueError(f"unknown camera {camera!r}; known: {sorted(self.camera_views)}")
+        model = self._env.model
+        recolour = camera == "demonstrator" and self.demonstrator_appearance and len(self._recolour[0])
+        if recolour:
+            ids, colours = self._recolour
+            saved = model.geom_rgba[ids].copy()
+            model.geom_rgba[ids] = colours
+        try:
+            self._renderer.update_scene(self._env.data, camera=self.camera_views[camera])
+            frame = self._renderer.render()
+        finally:
+            if recolour:
+                model.geom_rgba[ids] = saved
+        if self.camera_views[camera].startswith("corner"):
+            frame = frame[::-1, ::-1]  # Meta-World's corner cameras are mounted upside down
+        return np.ascontiguousarray(frame)
+
+    def _observation(self) -> Observation:
+        return Observation({cam: self.render(cam) for cam in self.cameras}, self.state)
+
+    def reset(self, seed: int | None = None) -> Observation:
+        """Start an episode; ``seed`` fixes the layout (``None`` draws the next layout of the seeded stream)."""
+        if seed is not None:
+            self._env.seed(int(seed))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # gymnasium's "reset seed ignored" style notes
+            self._raw_obs, _ = self._env.reset()
+        self.steps = 0
+        return self._observation()
+
+    def step(self, action: np.ndarray) -> tuple[Observation, bool, bool]:
+        """Apply a ``[4]`` action in ``[-1, 1]`` (clipped); returns (observation, success, done)."""
+        if self._raw_obs is None:
+            raise RuntimeError("call reset() before step()")
+        if self.steps >= self.max_steps:
+            raise RuntimeError(f"episode is over after max_steps={self.max_steps}; call reset()")
+        action = np.asarray(action, np.float32).reshape(-1)
+        if action.shape != (self.action_dim,) or not np.isfinite(action).all():
+            raise ValueError(
+                f"action must be {self.action_dim} finite floats (dx, dy, dz, gripper), got {action}"
+            )
+        self._raw_obs, _, _, _, info = self._env.step(np.clip(action, -1.0, 1.0))
+        self.steps += 1
+        return self._observation(), bool(info["success"]), self.steps >= self.max_steps
+
+    def expert_action(self) -> np.ndarray:
+        """The scripted Meta-World expert's action for the current state, clipped to ``[-1, 1]``."""
+        if self._raw_obs is None:
+            raise RuntimeError("call reset() before expert_action()")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Constant(s) may be too high": we clip
+            action = self._expert.get_action(self._raw_obs)
+        return np.clip(np.asarray(action, np.float32), -1.0, 1.0)
+
+    def close(self) -> None:
+        self._finalizer()
+
+    def __enter__(self) -> MetaWorldEnv:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
