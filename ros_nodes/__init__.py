@@ -7,5 +7,6 @@ EXECUTABLES: dict[str, str] = {
     "camera_node": "ros_nodes.camera_node:main",
     "policy_node": "ros_nodes.policy_node:main",
     "sim_robot_node": "ros_nodes.sim_robot_node:main",
+    "detector_node": "ros_nodes.detector_node:main",
     "vid2robot-bringup": "ros_nodes.bringup:main",
 }

@@ -28,6 +28,7 @@ NODE_CLASSES = {
     "camera_node": "ros_nodes.camera_node:CameraNode",
     "policy_node": "ros_nodes.policy_node:PolicyNode",
     "sim_robot_node": "ros_nodes.sim_robot_node:SimRobotNode",
+    "detector_node": "ros_nodes.detector_node:DetectorNode",
 }
 
 

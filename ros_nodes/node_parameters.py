@@ -66,10 +66,20 @@ SIM_ROBOT_NODE = (
     ),
 )
 
+DETECTOR_NODE = (
+    ParamSpec("checkpoint", "", "Plain-DETR checkpoint (Detector.save folder or Lightning .ckpt); required"),
+    ParamSpec("score_threshold", 0.3, "publish detections with at least this score"),
+    ParamSpec("top_k", 100, "at most this many detections per image"),
+    ParamSpec("input_size", 0, "longer image side fed to the model (pixels); 0 keeps the checkpoint's"),
+    ParamSpec("labels_file", "", "text file with one class name per line; '' publishes class indices"),
+    ParamSpec("device", "cpu", "torch device for inference"),
+)
+
 NODE_PARAMETERS: dict[str, tuple[ParamSpec, ...]] = {
     "camera_node": CAMERA_NODE,
     "policy_node": POLICY_NODE,
     "sim_robot_node": SIM_ROBOT_NODE,
+    "detector_node": DETECTOR_NODE,
 }
 
 

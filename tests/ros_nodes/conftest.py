@@ -55,6 +55,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}")
 
 
+def wait_matched(publisher: Any, process: NodeProcess, timeout: float = 60.0) -> None:
+    """Wait until ``process`` subscribes to ``publisher``'s topic, then for the reverse match: DDS discovery is
+    asymmetric and a best-effort sample sent before the reader has matched the writer is dropped."""
+    wait_for(lambda: publisher.get_subscription_count() > 0 or not process.alive(), timeout, "the subscriber")
+    assert process.alive(), process.log()
+    time.sleep(0.5)
+
+
 class NodeProcess:
     """One node executable in its own process, parameters from a YAML file; stderr/stdout kept in a log."""
 

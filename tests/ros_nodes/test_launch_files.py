@@ -19,7 +19,7 @@ from ros_nodes.node_parameters import NODE_PARAMETERS
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
 CONFIGS = sorted((REPO / "config").glob("*.yaml"))
-REQUIRED = {"policy_node": {"checkpoint", "prompt_video"}}
+REQUIRED = {"policy_node": {"checkpoint", "prompt_video"}, "detector_node": {"checkpoint"}}
 PY_TYPES = {bool: bool, int: int, float: float, str: str}
 
 
@@ -45,7 +45,11 @@ def _declared(node: str) -> dict[str, object]:
 
 
 def test_launch_files_and_configs_exist() -> None:
-    assert {p.name for p in LAUNCH_FILES} >= {"policy_pipeline.launch.py", "sim_loop.launch.py"}
+    assert {p.name for p in LAUNCH_FILES} >= {
+        "policy_pipeline.launch.py",
+        "sim_loop.launch.py",
+        "detector.launch.py",
+    }
     assert {p.name for p in CONFIGS} >= {"policy_pipeline.yaml", "sim_loop.yaml"}
 
 

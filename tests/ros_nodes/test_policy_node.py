@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import NodeProcess, wait_for
+from conftest import NodeProcess, wait_for, wait_matched
 from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
@@ -53,10 +53,7 @@ class PolicyClient:
         return callback
 
     def wait_ready(self, process: NodeProcess, timeout: float = 60.0) -> None:
-        wait_for(
-            lambda: self.image_pub.get_subscription_count() > 0 or not process.alive(), timeout, "policy_node"
-        )
-        assert process.alive(), process.log()
+        wait_matched(self.image_pub, process, timeout)
         # A zero-velocity hold is published while no image has arrived: proof the command path is matched.
         wait_for(lambda: self.twists, 10, "the first (hold) command")
 
