@@ -21,35 +21,35 @@ from vid2robot.policy import load_policy
 IMAGE_SIZE = 32
 
 
+# A small Vid2Robot on 32 px frames, so a training step takes milliseconds.
+TINY_POLICY = [
+    "data.num_workers=0",
+    "data.batch_size=4",
+    f"module.policy_config.image_size={IMAGE_SIZE}",
+    "module.policy_config.prompt_frames=4",
+    "module.policy_config.state_frames=2",
+    "module.policy_config.d_model=32",
+    "module.policy_config.embed_dim=32",
+    "module.policy_config.prompt_latents=4",
+    "module.policy_config.state_latents=2",
+    "module.policy_config.fusion_depth=1",
+    "module.policy_config.decoder_depth=1",
+    "module.policy_config.action_bins=16",
+    "module.use_task_text=false",
+    "module.warmup_steps=2",
+    "trainer.accelerator=cpu",
+    "trainer.enable_progress_bar=false",
+    "trainer.log_every_n_steps=1",
+    "trainer.max_epochs=100",
+    "trainer.limit_val_batches=2",
+]
+
+
 def compose_policy_config(dataset: Path, *overrides: str) -> DictConfig:
     register_schemas()
     with initialize_config_module("vid2robot.conf", version_base="1.3"):
         return compose(
-            "train",
-            overrides=[
-                f"data.root={dataset}",
-                "data.num_workers=0",
-                "data.batch_size=4",
-                f"module.policy_config.image_size={IMAGE_SIZE}",
-                "module.policy_config.prompt_frames=4",
-                "module.policy_config.state_frames=2",
-                "module.policy_config.d_model=32",
-                "module.policy_config.embed_dim=32",
-                "module.policy_config.prompt_latents=4",
-                "module.policy_config.state_latents=2",
-                "module.policy_config.fusion_depth=1",
-                "module.policy_config.decoder_depth=1",
-                "module.policy_config.action_bins=16",
-                "module.use_task_text=false",
-                "module.warmup_steps=2",
-                "trainer.accelerator=cpu",
-                "trainer.devices=1",
-                "trainer.enable_progress_bar=false",
-                "trainer.log_every_n_steps=1",
-                "trainer.max_epochs=100",
-                "trainer.limit_val_batches=2",
-                *overrides,
-            ],
+            "train", overrides=[f"data.root={dataset}", *TINY_POLICY, "trainer.devices=1", *overrides]
         )
 
 
@@ -133,3 +133,25 @@ def test_console_script_help_lists_the_task_group() -> None:
 def test_bad_config_value_fails_before_training(training_dataset: Path, tmp_path: Path) -> None:
     with pytest.raises(InstantiationException, match="d_model=32 is not divisible by num_heads=3"):
         run(compose_policy_config(training_dataset, "module.policy_config.num_heads=3"), tmp_path)
+
+
+@pytest.mark.slow
+def test_two_process_ddp_training_through_the_cli(training_dataset: Path, tmp_path: Path) -> None:
+    """Lightning's DDP (gloo on CPU) launched by the CLI itself: two ranks, each on its own data shard."""
+    command = [
+        sys.executable,
+        "-m",
+        "vid2robot.cli.train",
+        f"data.root={training_dataset}",
+        *TINY_POLICY,
+        "trainer.devices=2",
+        "trainer.strategy=ddp_find_unused_parameters_true",
+        "trainer.max_steps=3",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    assert "MEMBER: 2/2" in log, log[-4000:]
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    assert checkpoint["global_step"] == 3

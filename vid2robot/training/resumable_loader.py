@@ -20,40 +20,50 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 
-def _rank_and_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 class ResumableRandomSampler(Sampler[tuple[int, int]]):
     """Yields ``(dataset_index, item_seed)`` pairs: a seeded permutation per epoch, sharded by rank."""
 
-    def __init__(self, num_items: int, seed: int = 0, shuffle: bool = True) -> None:
+    def __init__(
+        self,
+        num_items: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
+        """``rank``/``world_size`` default to the initialised process group's (else 0 and 1)."""
         if num_items <= 0:
             raise ValueError(f"the dataset is empty (num_items={num_items}); nothing to sample")
         self.num_items = num_items
+        self._rank, self._world = rank, world_size
         self.seed = seed
         self.shuffle = shuffle
         self.epoch = 0
         self.skip = 0
 
+    def _rank_and_world(self) -> tuple[int, int]:
+        if self._rank is not None and self._world is not None:
+            return self._rank, self._world
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def _positions(self) -> np.ndarray:
-        rank, world = _rank_and_world()
+        rank, world = self._rank_and_world()
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(self.num_items) if self.shuffle else np.arange(self.num_items)
         padded = np.resize(order, len(self) * world)  # repeat the head so every rank gets equal work
         return padded[rank::world]
 
     def __len__(self) -> int:
-        _, world = _rank_and_world()
+        _, world = self._rank_and_world()
         return -(-self.num_items // world)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        rank, _ = _rank_and_world()
+        rank, _ = self._rank_and_world()
         positions = self._positions()
         seeds = np.random.default_rng([self.seed, self.epoch, rank, 1]).integers(0, 2**31 - 1, len(positions))
         start, self.skip = self.skip, 0
