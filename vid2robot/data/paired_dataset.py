@@ -9,6 +9,7 @@ first and last kept. Shuffling over all timesteps gives the paper's random ``t``
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,7 @@ class PairedVideoDataset(Dataset):
         augmentation: VideoAugmentation | None = None,
         successful_only: bool = True,
         seed: int = 0,
+        prompt_cache_size: int = 256,
     ) -> None:
         self.episodes = root if isinstance(root, EpisodeDataset) else EpisodeDataset(root)
         cameras = self.episodes.info.cameras
@@ -71,6 +73,10 @@ class PairedVideoDataset(Dataset):
         self.augment = split == "train" if augment is None else augment
         self.augmentation = augmentation or VideoAugmentation()
         self.seed = seed
+        # A prompt episode always gives the same frame indices, so its raw frames are cached (per worker
+        # process; 256 prompts of 16 frames at 96x96 take 110 MB); augmentation still differs per draw.
+        self.prompt_cache_size = prompt_cache_size
+        self._prompt_cache: OrderedDict[int, np.ndarray] = OrderedDict()
 
         selected = self.episodes.select(split=split, success=True if successful_only else None)
         if not selected:
@@ -95,6 +101,18 @@ class PairedVideoDataset(Dataset):
     def _rng(self, index: int) -> np.random.Generator:
         stream = torch.initial_seed() % (2**63) if self.augment else 0
         return np.random.default_rng([self.seed, stream, index])
+
+    def _prompt_frames(self, episode_index: int) -> np.ndarray:
+        if episode_index in self._prompt_cache:
+            self._prompt_cache.move_to_end(episode_index)
+            return self._prompt_cache[episode_index]
+        episode = self.episodes.episode(episode_index)
+        frames = episode.frames(self.prompt_camera, sample_prompt_frames(episode.length, self.prompt_frames))
+        if self.prompt_cache_size > 0:
+            self._prompt_cache[episode_index] = frames
+            if len(self._prompt_cache) > self.prompt_cache_size:
+                self._prompt_cache.popitem(last=False)
+        return frames
 
     def _video(self, frames: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
         if not self.augment:
@@ -122,10 +140,7 @@ class PairedVideoDataset(Dataset):
         else:
             pool = [i for i in self.prompt_pool[task] if i != episode_index]
             prompt_index = pool[int(rng.integers(len(pool)))]
-        prompt_episode = self.episodes.episode(prompt_index)
-        prompt_raw = prompt_episode.frames(
-            self.prompt_camera, sample_prompt_frames(prompt_episode.length, self.prompt_frames)
-        )
+        prompt_raw = self._prompt_frames(prompt_index)
         robot_raw = episode.frames(self.robot_camera, state_window_indices(t, self.state_frames))
         steps = np.arange(t, t + self.horizon)
         actions = episode.actions[np.minimum(steps, episode.length - 1)]
