@@ -1,10 +1,12 @@
 """camera_node: frames from an OpenCV source published as ``image`` (sensor_msgs/Image rgb8, SensorDataQoS)
-at ``rate_hz``, stamped with the capture time and ``frame_id``."""
+at ``rate_hz``, stamped with the capture time and ``frame_id``, optionally resized to ``width`` x ``height``
+(publish what the consumer needs: large frames are costly over DDS, see docs/benchmarks.md)."""
 
 from __future__ import annotations
 
 import sys
 
+import cv2
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
@@ -24,6 +26,11 @@ class CameraNode(Node):
         p = {spec.name: self.get_parameter(spec.name).value for spec in CAMERA_NODE}
         if not p["rate_hz"] > 0:
             raise ValueError(f"rate_hz must be > 0, got {p['rate_hz']}")
+        if (p["width"] > 0) != (p["height"] > 0) or p["width"] < 0 or p["height"] < 0:
+            raise ValueError(
+                f"width and height must both be > 0 (resize) or both 0, got {p['width']}x{p['height']}"
+            )
+        self._size = (p["width"], p["height"]) if p["width"] > 0 else None
         self._frame_id = p["frame_id"]
         self._source = FrameSource(p["source"], p["loop"])
         self._failures = 0
@@ -41,6 +48,8 @@ class CameraNode(Node):
                 self.get_logger().warning(f"{what} {self._source.source!r} ({self._failures} missed reads)")
             return
         self._failures = 0
+        if self._size is not None and frame.shape[1::-1] != self._size:
+            frame = cv2.resize(frame, self._size, interpolation=cv2.INTER_AREA)
         self._publisher.publish(rgb_to_image(frame, stamp, self._frame_id))
 
     def destroy_node(self) -> None:

@@ -29,6 +29,8 @@ CAMERA_NODE = (
     ParamSpec("rate_hz", 30.0, "publish rate (Hz)"),
     ParamSpec("frame_id", "camera", "header.frame_id of the published images"),
     ParamSpec("loop", False, "restart a video file at its end (ignored for devices and streams)"),
+    ParamSpec("width", 0, "resize frames to this width before publishing (pixels); 0 keeps the source's"),
+    ParamSpec("height", 0, "resize frames to this height before publishing (pixels); 0 keeps the source's"),
 )
 
 POLICY_NODE = (

@@ -88,7 +88,30 @@ def test_camera_node_publishes_the_looped_file_at_its_rate(ros, launch, video: P
     assert 14.0 < rate < 26.0, f"published at {rate:.1f} Hz instead of 20"
 
 
-def test_camera_node_exits_2_on_a_bad_source(launch) -> None:
-    node = launch("ros_nodes.camera_node", "camera_node", {"source": "/nonexistent/video.mp4"})
+def test_camera_node_resizes_to_the_requested_size(ros, launch, video: Path) -> None:
+    received: list[Image] = []
+    ros.create_subscription(Image, "image", received.append, qos_profile_sensor_data)
+    node = launch(
+        "ros_nodes.camera_node",
+        "camera_node",
+        {"source": str(video), "loop": True, "width": 24, "height": 20},
+    )
+    wait_for(lambda: len(received) >= 3 or not node.alive(), 30, "3 images")
+    assert node.alive(), node.log()
+    assert {(m.width, m.height, m.step) for m in received} == {(24, 20, 72)}
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"source": "/nonexistent/video.mp4"},
+            "OpenCV cannot open the device or stream '/nonexistent/video.mp4'",
+        ),
+        ({"source": "0", "width": 64}, "width and height must both be > 0 (resize) or both 0, got 64x0"),
+    ],
+)
+def test_camera_node_exits_2_on_bad_parameters(launch, params: dict, message: str) -> None:
+    node = launch("ros_nodes.camera_node", "camera_node", params)
     assert node.proc.wait(30) == 2
-    assert "cannot start: OpenCV cannot open the device or stream '/nonexistent/video.mp4'" in node.log()
+    assert f"cannot start: {message}" in node.log()
