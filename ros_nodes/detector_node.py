@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from pathlib import Path
 
 from rclpy.node import Node
@@ -15,6 +16,7 @@ from sensor_msgs.msg import Image
 from detection.plain_detr.detector import Detector
 from ros_nodes.detections import HAVE_VISION_MSGS, annotate, as_array_message, as_vision_message
 from ros_nodes.image_conversion import image_to_rgb, rgb_to_image
+from ros_nodes.log_limiter import RepeatFilter
 from ros_nodes.node_parameters import DETECTOR_NODE, declare
 from ros_nodes.node_runner import run_node
 
@@ -41,6 +43,7 @@ class DetectorNode(Node):
         self._names = [n.strip() for n in self._names if n.strip()]
         self._cond = threading.Condition()
         self._pending: Image | None = None
+        self._rejections = RepeatFilter()
         self._detections_pub = self.create_publisher(DetectionsMsg, "detections", QoSProfile(depth=10))
         self._image_pub = self.create_publisher(Image, "detections_image", qos_profile_sensor_data)
         self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
@@ -68,7 +71,8 @@ class DetectorNode(Node):
             frame = image_to_rgb(msg)
             boxes, scores, labels = (t[0].numpy() for t in self._detector.predict([frame]))
         except Exception as error:  # bad encoding, size the model cannot take: log, keep serving
-            self.get_logger().error(f"rejected image on {self.resolve_topic_name('image')}: {error}")
+            if self._rejections.should_log(str(error), time.monotonic()):
+                self.get_logger().error(f"rejected image on {self.resolve_topic_name('image')}: {error}")
             return
         if HAVE_VISION_MSGS:
             self._detections_pub.publish(as_vision_message(msg.header, boxes, scores, labels, self._names))

@@ -27,6 +27,7 @@ from std_msgs.msg import Bool, Float32, Float32MultiArray, Header, MultiArrayDim
 from std_srvs.srv import Trigger
 
 from ros_nodes.image_conversion import ImageConversionError, image_to_rgb
+from ros_nodes.log_limiter import RepeatFilter
 from ros_nodes.node_parameters import POLICY_NODE, declare
 from ros_nodes.node_runner import run_node
 from ros_nodes.prompt import prompt_tensor
@@ -73,6 +74,7 @@ class PolicyNode(Node):
         self._used_seq = 0
         self._hold: str | None = "starting"
         self._images_rejected = 0
+        self._rejections = RepeatFilter()
         self._control_stats = RollingStats()
         self._inference_stats = RollingStats()
 
@@ -102,7 +104,8 @@ class PolicyNode(Node):
             frame = image_to_rgb(msg)
         except ImageConversionError as error:
             self._images_rejected += 1
-            self.get_logger().error(f"rejected image on {self.resolve_topic_name('image')}: {error}")
+            if self._rejections.should_log(str(error), time.monotonic()):
+                self.get_logger().error(f"rejected image on {self.resolve_topic_name('image')}: {error}")
             return
         with self._frame_lock:
             self._frame, self._frame_stamp = frame, msg.header.stamp

@@ -94,3 +94,15 @@ def test_mapping_validates_inputs() -> None:
         action_to_command(np.zeros(4), -1.0)
     with pytest.raises(ValueError, match="shape"):
         command_to_action(np.zeros(2), 0.0, 1.0)
+
+
+def test_repeat_filter_logs_new_messages_and_rate_limits_repeats() -> None:
+    from ros_nodes.log_limiter import RepeatFilter
+
+    limiter = RepeatFilter(period_s=1.0)
+    assert limiter.should_log("a", 0.0)
+    assert not limiter.should_log("a", 0.5)
+    assert limiter.should_log("b", 0.6)
+    assert limiter.should_log("a", 0.7)
+    assert not limiter.should_log("a", 1.6)
+    assert limiter.should_log("a", 1.7)
