@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import torch
 import triton
+import triton.language as tl
 
 from kernels.dispatch import triton_interpreted
 
-LOG2E = 1.4426950408889634  # exp(x) == exp2(x * LOG2E): the kernels keep logits in the log2 domain
+# exp(x) == exp2(x * LOG2E): the kernels keep logits in the log2 domain. A constexpr: jit code may read no
+# other globals (the interpreter does not enforce this, compiled Triton does).
+LOG2E = tl.constexpr(1.4426950408889634)
 
 
 def block_for(size: int, low: int = 16, high: int = 64) -> int:

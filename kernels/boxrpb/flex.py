@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch.nn.attention.flex_attention import BlockMask
 
 from kernels.boxrpb.reference import PADDING_LOGIT
 from kernels.flex_common import flex
@@ -30,4 +31,19 @@ def boxrpb_attention(
             bias = bias_x[b, h, q_idx, kv_idx % width] + bias_y[b, h, q_idx, kv_idx // width]
             return score + bias + padding[b, kv_idx]
 
-    return flex(q, k, v, scale, score_mod=score_mod)
+    return flex(q, k, v, scale, score_mod=score_mod, block_mask=_every_key(q.shape[2], k.shape[2], q.device))
+
+
+def _every_key(n_q: int, n_k: int, device: torch.device) -> BlockMask:
+    """One block spanning all queries and keys, built eagerly.
+
+    flex_attention builds the same default itself, inside the compiled graph, where torch 2.11 failed to compile
+    it at some shapes (seen on an H100 with Q=19 and 35 keys).
+    """
+    block = (-(-n_q // 128) * 128, -(-n_k // 128) * 128)
+    return BlockMask.from_kv_blocks(
+        kv_num_blocks=torch.ones(1, 1, 1, dtype=torch.int32, device=device),
+        kv_indices=torch.zeros(1, 1, 1, 1, dtype=torch.int32, device=device),
+        BLOCK_SIZE=block,
+        seq_lengths=(n_q, n_k),
+    )

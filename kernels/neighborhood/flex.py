@@ -30,7 +30,7 @@ def neighborhood_attention_2d(
         return in_rows & in_cols
 
     n = height * width
-    block_mask = create_block_mask(mask_mod, None, None, n, n, device=q.device)
+    block_mask = create_block_mask(mask_mod, None, None, n, n, device=q.device, _compile=True)
     out = flex(
         q.reshape(b, h, n, d), k.reshape(b, h, n, d), v.reshape(b, h, n, d), scale, block_mask=block_mask
     )

@@ -28,5 +28,5 @@ def routed_attention(
     def mask_mod(batch, head, q_idx, kv_idx):
         return routed[batch, q_idx // region_size, kv_idx // region_size]
 
-    block_mask = create_block_mask(mask_mod, b, None, n, n, device=q.device)
+    block_mask = create_block_mask(mask_mod, b, None, n, n, device=q.device, _compile=True)
     return flex(q, k, v, scale, block_mask=block_mask)
