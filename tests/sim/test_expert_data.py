@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import SIM_TASKS, small_config
+from sim_fixtures import SIM_TASKS, small_config
 
 from vid2robot.data.episode_dataset import EpisodeDataset
 from vid2robot.sim.expert_data import DatagenConfig, episode_seed
