@@ -94,6 +94,26 @@ def _policy_sizes(policy: Policy, image_size: int | None, prompt_frames: int | N
     return int(image_size), int(prompt_frames)
 
 
+def _run_episode(
+    policy: Policy, env: MetaWorldEnv, prompt: torch.Tensor, layout_seed: int, image_size: int, record: bool
+) -> tuple[bool, list[np.ndarray], list[str]]:
+    """One prompted episode until success or ``max_steps``; returns success and, if ``record``, frames."""
+    with torch.inference_mode():
+        policy.set_prompt(prompt)
+        policy.reset()
+        obs = env.reset(layout_seed)
+        frames, labels, success, done = [obs.frames["robot"]], [f"{env.task_name} t=0"], False, False
+        while not (success or done):
+            action = _as_action(
+                policy.select_action(frames_to_tensor(obs.frames["robot"], image_size)), env.action_dim
+            )
+            obs, success, done = env.step(action)
+            if record:
+                frames.append(obs.frames["robot"])
+                labels.append(f"{env.task_name} t={env.steps}" + (" SUCCESS" if success else ""))
+    return success, frames, labels
+
+
 def evaluate_closed_loop(
     policy: Policy,
     tasks: Sequence[str],
@@ -137,17 +157,14 @@ def evaluate_closed_loop(
                 indices = sample_prompt_frames(prompt_episode.length, prompt_frames)
                 raw_prompt = prompt_episode.frames(prompt_source.camera, indices)
                 layout_seed = episode_seed(seed, task, i, EVAL_PURPOSE)
-                with torch.inference_mode():
-                    policy.set_prompt(frames_to_tensor(raw_prompt, image_size))
-                    policy.reset()
-                    obs = env.reset(layout_seed)
-                    frames, labels, success, done = [obs.frames["robot"]], [f"{task} t=0"], False, False
-                    while not (success or done):
-                        frame = frames_to_tensor(obs.frames["robot"], image_size)
-                        obs, success, done = env.step(_as_action(policy.select_action(frame), env.action_dim))
-                        if video and i == 0:
-                            frames.append(obs.frames["robot"])
-                            labels.append(f"{task} t={env.steps}" + (" SUCCESS" if success else ""))
+                success, frames, labels = _run_episode(
+                    policy,
+                    env,
+                    frames_to_tensor(raw_prompt, image_size),
+                    layout_seed,
+                    image_size,
+                    video and i == 0,
+                )
                 episodes.append(
                     {
                         "seed": layout_seed,
