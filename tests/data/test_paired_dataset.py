@@ -85,3 +85,17 @@ def test_multi_worker_loader_matches_single_process(tiny_dataset: Path) -> None:
         torch.testing.assert_close(a["prompt_video"], b["prompt_video"])
         torch.testing.assert_close(a["actions"], b["actions"])
         assert a["task"] == b["task"]
+
+
+def test_augmented_loading_repeats_given_the_seeds(tiny_dataset: Path) -> None:
+    """Two worker processes, augmentation on: the same loader seed gives the same batches, another does not."""
+    ds = PairedVideoDataset(tiny_dataset, split="train", image_size=16, prompt_frames=4, state_frames=2)
+
+    def first_batch(seed: int) -> torch.Tensor:
+        loader = DataLoader(
+            ds, batch_size=8, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(seed)
+        )
+        return next(iter(loader))["robot_video"]
+
+    torch.testing.assert_close(first_batch(0), first_batch(0))
+    assert not torch.allclose(first_batch(0), first_batch(1))
