@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,9 @@ def export_onnx(model: PlainDETR, path: str | Path, height: int, width: int, top
     for m in backends:
         m.backend = "reference"
     try:
-        with torch.no_grad():
+        # Tracing bakes in Python-side shape checks and the pixel scale: the graph is for this H x W only.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(
                 wrapper,
                 (torch.rand(1, 3, height, width),),
