@@ -24,7 +24,7 @@ class MemoryInputs:
     pos: Tensor  # [B, HW, C]
     mask: Tensor  # [B, HW] True = padding
     feat_hw: tuple[int, int]
-    image_wh: Tensor  # [B, 2] valid image size in pixels (valid feature cells * stride)
+    image_wh: Tensor  # [B, 2] valid (unpadded) image size in pixels
 
 
 @dataclass
@@ -125,28 +125,34 @@ class PlainDETR(nn.Module):
             raise ValueError(f"images must be floating point in [0, 1], got {images.dtype}")
         return self.backbone((images - self.pixel_mean) / self.pixel_std)
 
-    def pre_transformer(self, feat: Tensor, pad_mask: Tensor | None) -> MemoryInputs:
-        """1x1 projection + GroupNorm to ``d_model``, flatten, sine positions, feature-level padding mask."""
+    def pre_transformer(
+        self, feat: Tensor, pad_mask: Tensor | None, image_hw: tuple[int, int]
+    ) -> MemoryInputs:
+        """1x1 projection + GroupNorm to ``d_model``, flatten, sine positions, feature-level padding mask, and the
+        valid image size in pixels (from the pixel mask, so boxes normalised to the image map exactly to pixels;
+        the official code rounds it to whole feature cells)."""
         b, _, h, w = feat.shape
         if pad_mask is None:
             mask = torch.zeros(b, h, w, dtype=torch.bool, device=feat.device)
+            image_wh = feat.new_tensor([image_hw[1], image_hw[0]]).expand(b, 2)
         else:
             mask = F.interpolate(pad_mask[:, None].float(), size=(h, w)).to(torch.bool)[:, 0]
+            image_wh = torch.stack(((~pad_mask[:, 0, :]).sum(1), (~pad_mask[:, :, 0]).sum(1)), -1).clamp(
+                min=1
+            )
         x = self.input_proj(feat)
-        stride = self.config.feature_stride
-        valid_wh = torch.stack(((~mask[:, 0, :]).sum(1), (~mask[:, :, 0]).sum(1)), -1).clamp(min=1)
         return MemoryInputs(
             memory=x.flatten(2).transpose(1, 2),
             pos=sine_position_embedding(mask, self.config.d_model).to(x.dtype),
             mask=mask.flatten(1),
             feat_hw=(h, w),
-            image_wh=(valid_wh * stride).to(x.dtype),
+            image_wh=image_wh.to(x.dtype),
         )
 
     def pre_decoder(self, mem: MemoryInputs, num_queries: int) -> DecoderInputs:
         """Two-stage query selection: score every anchor, keep the top ``num_queries`` refined boxes as reference
         boxes (detached) and their sine embedding as query positions; contents are learned (mixed selection)."""
-        enc_feat, anchors, valid = self.proposals(mem.memory, mem.mask, mem.feat_hw)
+        enc_feat, anchors, valid = self.proposals(mem.memory, mem.mask, mem.feat_hw, mem.image_wh)
         if anchors.shape[1] < num_queries:
             raise ValueError(
                 f"{num_queries} queries need as many proposals, but this image gives {anchors.shape[1]}: "
@@ -190,7 +196,7 @@ class PlainDETR(nn.Module):
         cfg = self.config
         if pad_mask is not None and pad_mask.shape != (images.shape[0], *images.shape[-2:]):
             raise ValueError(f"pad_mask must be [B, H, W] = {(images.shape[0], *images.shape[-2:])}")
-        mem = self.pre_transformer(self.extract_feat(images), pad_mask)
+        mem = self.pre_transformer(self.extract_feat(images), pad_mask, images.shape[-2:])
         hybrid = self.training and cfg.num_queries_one2many > 0
         n = cfg.num_queries if hybrid else cfg.num_queries_one2one
         dec = self.pre_decoder(mem, n)
@@ -211,7 +217,7 @@ class PlainDETR(nn.Module):
 
     def predict_raw(self, images: Tensor, pad_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Last-layer one-to-one ``logits [B, Q, K]`` and ``boxes [B, Q, 4]`` (the exported inference graph)."""
-        mem = self.pre_transformer(self.extract_feat(images), pad_mask)
+        mem = self.pre_transformer(self.extract_feat(images), pad_mask, images.shape[-2:])
         dec = self.pre_decoder(mem, self.config.num_queries_one2one)
         logits, boxes = self.forward_decoder(mem, dec, None)
         return logits[-1], boxes[-1]

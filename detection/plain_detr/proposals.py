@@ -38,17 +38,20 @@ class ProposalGenerator(nn.Module):
 
     def __init__(self, d_model: int, in_stride: int, strides: tuple[int, ...]) -> None:
         super().__init__()
+        self.strides = tuple(strides)
         self.rescale = nn.ModuleList(_rescale(d_model, in_stride, s) for s in strides)
         self.min_cells = max(1, max(strides) // in_stride)
         self.enc_output = nn.Linear(d_model, d_model)
         self.enc_output_norm = nn.LayerNorm(d_model)
 
     def forward(
-        self, memory: Tensor, mask: Tensor, feat_hw: tuple[int, int]
+        self, memory: Tensor, mask: Tensor, feat_hw: tuple[int, int], image_wh: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """``memory [B, HW, C]``, ``mask [B, HW]`` True=pad -> ``(features [B, N, C], anchors_logit [B, N, 4],
-        valid [B, N])`` over all levels; invalid anchors (padding, or too close to the border) are ``inf`` and their
-        features zero, as in the official code."""
+        """``memory [B, HW, C]``, ``mask [B, HW]`` True=pad, ``image_wh [B, 2]`` valid image size in pixels ->
+        ``(features [B, N, C], anchors_logit [B, N, 4], valid [B, N])`` over all levels. Anchor centres are the
+        cell centres ``(j + 0.5) * stride`` divided by the valid image size in pixels (the official code divides by
+        the count of valid cells, which is the same when sizes are multiples of the stride). Invalid anchors
+        (padding, or centres outside (0.01, 0.99)) are ``inf`` and their features zero, as in the official code."""
         b, _, c = memory.shape
         h, w = feat_hw
         if min(h, w) < self.min_cells:
@@ -59,19 +62,18 @@ class ProposalGenerator(nn.Module):
         fmap = memory.transpose(1, 2).reshape(b, c, h, w)
         mask2d = mask.view(b, h, w)
         feats, anchors, pads = [], [], []
-        for level, rescale in enumerate(self.rescale):
+        img_w, img_h = image_wh[:, 0, None, None], image_wh[:, 1, None, None]
+        for level, (rescale, stride) in enumerate(zip(self.rescale, self.strides, strict=True)):
             f = rescale(fmap)
             hl, wl = f.shape[-2:]
             m = F.interpolate(mask2d[:, None].float(), size=(hl, wl)).to(torch.bool)[:, 0]
-            valid_h = (~m[:, :, 0]).sum(1).clamp(min=1).to(f.dtype)
-            valid_w = (~m[:, 0, :]).sum(1).clamp(min=1).to(f.dtype)
             gy, gx = torch.meshgrid(
                 torch.arange(hl, device=f.device, dtype=f.dtype),
                 torch.arange(wl, device=f.device, dtype=f.dtype),
                 indexing="ij",
             )
-            cx = (gx[None] + 0.5) / valid_w[:, None, None]
-            cy = (gy[None] + 0.5) / valid_h[:, None, None]
+            cx = (gx[None] + 0.5) * stride / img_w
+            cy = (gy[None] + 0.5) * stride / img_h
             side = torch.full_like(cx, 0.05 * 2.0**level)
             anchors.append(torch.stack((cx, cy, side, side), -1).flatten(1, 2))
             feats.append(f.flatten(2).transpose(1, 2))

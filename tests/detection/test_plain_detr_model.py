@@ -57,7 +57,7 @@ def test_without_group_mask_one2many_would_leak(model: PlainDETR) -> None:
     images = torch.rand(1, 3, 128, 128)
     model.eval()
     with torch.no_grad():
-        mem = model.pre_transformer(model.extract_feat(images), None)
+        mem = model.pre_transformer(model.extract_feat(images), None, (128, 128))
         dec = model.pre_decoder(mem, model.config.num_queries)
         masked = model.forward_decoder(mem, dec, hybrid_self_attn_mask(50, 100, images.device))[0][-1][:, :50]
         unmasked = model.forward_decoder(mem, dec, None)[0][-1][:, :50]
@@ -85,12 +85,12 @@ def test_proposals_mark_padding_invalid() -> None:
     gen = ProposalGenerator(32, 16, (8, 16, 32, 64))
     mask = torch.zeros(1, 4, 4, dtype=torch.bool)
     mask[:, :, 2:] = True  # right half padded
-    feats, anchors, valid = gen(torch.randn(1, 16, 32), mask.flatten(1), (4, 4))
+    feats, anchors, valid = gen(torch.randn(1, 16, 32), mask.flatten(1), (4, 4), torch.tensor([[32.0, 64.0]]))
     assert feats.shape == (1, 64 + 16 + 4 + 1, 32)
     level16 = slice(64, 80)
     assert not bool(valid[0, level16].view(4, 4)[:, 2:].any())
     assert bool(torch.isinf(anchors[0, level16].view(4, 4, 4)[:, 2:]).all())
-    # valid anchors are centred in their cells of the *valid* region: x = (j + 0.5) / 2 for j < 2
+    # anchors sit at cell centres in pixels over the valid image size: x = (j + 0.5) * 16 / 32 for j < 2
     cx = anchors[0, level16, 0].view(4, 4)[0, :2].sigmoid()
     torch.testing.assert_close(cx, torch.tensor([0.25, 0.75]))
 
@@ -153,3 +153,17 @@ def test_bad_images_rejected(model: PlainDETR) -> None:
     model.train()
     with pytest.raises(ValueError, match="proposals"):
         model(torch.rand(1, 3, 64, 64))  # 8x8 + 4x4 + 2x2 + 1 = 85 anchors < 150 training queries
+
+
+def test_valid_image_size_is_exact_in_pixels(model: PlainDETR) -> None:
+    """Boxes are normalised to the unpadded image, so BoxRPB and anchors need its size in pixels, not in whole
+    feature cells: a 100x120 image padded to 128x128 has a 120 x 100 (w x h) valid area."""
+    images = torch.rand(2, 3, 128, 128)
+    mask = torch.zeros(2, 128, 128, dtype=torch.bool)
+    mask[1, 100:, :] = True
+    mask[1, :, 120:] = True
+    feat = model.extract_feat(images)
+    mem = model.pre_transformer(feat, mask, (128, 128))
+    torch.testing.assert_close(mem.image_wh, torch.tensor([[128.0, 128.0], [120.0, 100.0]]))
+    unpadded = model.pre_transformer(model.extract_feat(torch.rand(1, 3, 100, 120)), None, (100, 120))
+    torch.testing.assert_close(unpadded.image_wh, torch.tensor([[120.0, 100.0]]))
