@@ -68,7 +68,7 @@ def routed_attention(
     """BiFormer bi-level routing attention without the top-k-fold K/V copy.
 
     ``q, k, v [B,h,R*T,d]`` in region-major token order (R regions of ``region_size`` T tokens each);
-    ``topk_index [B,R,k]`` int64, the key regions each query region attends to (shared across heads).
+    ``topk_index [B,R,k]`` int64 or int32, the key regions each query region attends to (shared across heads).
     Returns ``[B,h,R*T,d]``.
     """
     for name, t in (("q", q), ("k", k), ("v", v)):
