@@ -43,8 +43,9 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Full-size settings on a GPU; the --quick sizes on CPU (the full ones take too long there).
 bench: venv
-	$(PY) -m kernels.bench --out docs/bench
+	$(PY) -m kernels.bench $$($(PY) -c "import torch; print('' if torch.cuda.is_available() else '--quick')") --out docs/bench
 
 # Re-resolve the pins after changing setup.py's requirements (then commit constraints.txt).
 constraints: venv

@@ -55,7 +55,18 @@ EXTRAS = {
     ],
 }
 
-CONSOLE_SCRIPTS: list[str] = []
+CONSOLE_SCRIPTS = [
+    "vid2robot-train = vid2robot.cli.train:main",
+    "vid2robot-eval = vid2robot.cli.eval:main",
+    "vid2robot-datagen = vid2robot.cli.datagen:main",
+    "vid2robot-demo = vid2robot.cli.demo:main",
+    "vid2robot-bringup = ros_nodes.bringup:main",
+    # ROS 2 node executables: `ros2 run vid2robot <name>` (installed to lib/vid2robot by setup.cfg)
+    "camera_node = ros_nodes.camera_node:main",
+    "policy_node = ros_nodes.policy_node:main",
+    "detector_node = ros_nodes.detector_node:main",
+    "sim_robot_node = ros_nodes.sim_robot_node:main",
+]
 
 setup(
     name=PACKAGE,
@@ -66,7 +77,10 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["vid2robot*", "detection*", "ros_nodes*", "kernels*"]),
-    package_data={"vid2robot": ["conf/*.yaml", "conf/**/*.yaml"], "detection": ["configs/*.py"]},
+    package_data={
+        "vid2robot": ["conf/*.yaml", "conf/**/*.yaml", "assets/demo_policy/*"],
+        "detection": ["configs/*.py"],
+    },
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

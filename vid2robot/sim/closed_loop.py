@@ -24,7 +24,7 @@ from vid2robot.data.episode_dataset import EpisodeDataset
 from vid2robot.policy.frame_sampling import sample_prompt_frames
 from vid2robot.policy.preprocess import frames_to_tensor
 from vid2robot.sim.expert_data import EVAL_PURPOSE, episode_seed
-from vid2robot.sim.metaworld_env import MAX_PATH_LENGTH, MetaWorldEnv, check_task
+from vid2robot.sim.metaworld_env import MAX_PATH_LENGTH, MetaWorldEnv, check_task, task_index
 from vid2robot.sim.rollout_video import side_by_side, write_side_by_side
 
 
@@ -95,7 +95,12 @@ def _policy_sizes(policy: Policy, image_size: int | None, prompt_frames: int | N
 
 
 def _run_episode(
-    policy: Policy, env: MetaWorldEnv, prompt: torch.Tensor, layout_seed: int, image_size: int, record: bool
+    policy: Policy,
+    env: MetaWorldEnv,
+    prompt: torch.Tensor | int,
+    layout_seed: int,
+    image_size: int,
+    record: bool,
 ) -> tuple[bool, list[np.ndarray], list[str]]:
     """One prompted episode until success or ``max_steps``; returns success and, if ``record``, frames."""
     with torch.inference_mode():
@@ -147,8 +152,9 @@ def evaluate_closed_loop(
     bar = tqdm(total=len(tasks) * episodes_per_task, desc="closed loop", unit="ep", disable=not progress)
     for task in tasks:
         episodes = []
+        # The robot camera renders at the recorded data's resolution; frames_to_tensor resizes for the policy.
         with MetaWorldEnv(
-            task, seed=seed, image_size=image_size, cameras=("robot",), max_steps=max_steps
+            task, seed=seed, image_size=dataset.info.image_height, cameras=("robot",), max_steps=max_steps
         ) as env:
             if hasattr(policy, "bind_env"):
                 policy.bind_env(env)
@@ -157,10 +163,11 @@ def evaluate_closed_loop(
                 indices = sample_prompt_frames(prompt_episode.length, prompt_frames)
                 raw_prompt = prompt_episode.frames(prompt_source.camera, indices)
                 layout_seed = episode_seed(seed, task, i, EVAL_PURPOSE)
+                by_task_id = getattr(policy, "prompt_kind", "video") == "task_index"  # the oracle baseline
                 success, frames, labels = _run_episode(
                     policy,
                     env,
-                    frames_to_tensor(raw_prompt, image_size),
+                    task_index(task) if by_task_id else frames_to_tensor(raw_prompt, image_size),
                     layout_seed,
                     image_size,
                     video and i == 0,
