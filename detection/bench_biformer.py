@@ -63,7 +63,10 @@ def _run_child(args: argparse.Namespace, backend: str, train: bool) -> dict[str,
     cmd = [sys.executable, "-m", "detection.bench_biformer", "--child", backend, "--device", args.device]
     cmd += ["--batch", str(args.batch), "--size", str(args.size), "--iters", str(args.iters)]
     cmd += [] if train else ["--forward-only"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"did not finish within {args.timeout} s"}
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         return {"error": lines[-1] if lines else f"exit code {proc.returncode}"}
@@ -77,6 +80,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per backend and mode")
     parser.add_argument("--forward-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=BACKENDS, help=argparse.SUPPRESS)
     args = parser.parse_args()

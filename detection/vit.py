@@ -97,7 +97,11 @@ class Block(nn.Module):
 
 
 class VisionTransformer(nn.Module):
-    """ViT with a CLS token and learned position embeddings, resized on the fly for other input sizes."""
+    """ViT with a CLS token and learned position embeddings, resized on the fly for other input sizes.
+
+    ``stem="patch"`` is the ViT/DeiT patchify conv (loads their checkpoints); ``stem="conv"`` an early-conv stem
+    for training from scratch on small data.
+    """
 
     def __init__(
         self,
@@ -110,13 +114,21 @@ class VisionTransformer(nn.Module):
         num_heads: int = 3,
         mlp_ratio: float = 4.0,
         drop_path_rate: float = 0.0,
+        stem: str = "patch",
     ) -> None:
         super().__init__()
+        if stem not in ("patch", "conv"):
+            raise ValueError(f"stem must be 'patch' (ViT/DeiT) or 'conv' (Xiao et al. 2021), got {stem!r}")
         self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.patch_size, self.embed_dim, self.num_heads = patch_size, embed_dim, num_heads
         self.grid = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
         self.patch_embed = nn.Module()
-        self.patch_embed.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size)
+        if stem == "conv":
+            self.patch_embed.stem = _conv_stem(in_chans, embed_dim, patch_size)
+            self.patch_embed.proj = nn.Conv2d(embed_dim, embed_dim, 1)
+        else:
+            self.patch_embed.stem = nn.Identity()
+            self.patch_embed.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid[0] * self.grid[1], embed_dim))
         rates = torch.linspace(0, drop_path_rate, depth).tolist()
@@ -141,7 +153,7 @@ class VisionTransformer(nn.Module):
             raise ValueError(
                 f"expected images [B, C, H, W] with H, W multiples of {self.patch_size}, got {tuple(x.shape)}"
             )
-        x = self.patch_embed.proj(x)
+        x = self.patch_embed.proj(self.patch_embed.stem(x))
         grid = (x.shape[-2], x.shape[-1])
         x = x.flatten(2).transpose(1, 2)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
@@ -155,6 +167,26 @@ class VisionTransformer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.forward_features(x)[:, 0])
+
+
+def _conv_stem(in_chans: int, embed_dim: int, patch_size: int) -> nn.Sequential:
+    """Early-convolution stem (Xiao et al. 2021): log2(patch) stride-2 3x3 conv-BN-ReLU, widths doubling up to
+    ``embed_dim``; with the 1x1 ``proj`` after it, it replaces the patchify conv and trains far more easily
+    from scratch (DCAL's paper fine-tunes ImageNet weights instead)."""
+    steps = patch_size.bit_length() - 1
+    if patch_size < 2 or 1 << steps != patch_size:
+        raise ValueError(f"the conv stem needs a power-of-two patch_size >= 2, got {patch_size}")
+    layers: list[nn.Module] = []
+    c_in = in_chans
+    for i in range(steps):
+        c_out = max(8, embed_dim >> (steps - 1 - i))
+        layers += [
+            nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(),
+        ]
+        c_in = c_out
+    return nn.Sequential(*layers)
 
 
 def _init_weights(m: nn.Module) -> None:

@@ -119,3 +119,15 @@ def test_vit_checkpoint_resizes_position_grid(tmp_path) -> None:
     assert load_vit_checkpoint(dst, tmp_path / "deit.pth") == ["head.bias", "head.weight"]
     assert dst.pos_embed.shape == (1, 1 + 8 * 4, 32)
     torch.testing.assert_close(dst.blocks[0].attn.qkv.weight, src.blocks[0].attn.qkv.weight)
+
+
+def test_conv_stem_tokens_and_bad_patch() -> None:
+    vit = VisionTransformer(
+        img_size=32, patch_size=8, num_classes=0, embed_dim=32, depth=1, num_heads=2, stem="conv"
+    )
+    assert vit.embed(torch.rand(2, 3, 32, 32)).shape == (2, 1 + 16, 32)
+    assert [m.stride for m in vit.patch_embed.stem if isinstance(m, torch.nn.Conv2d)] == [(2, 2)] * 3
+    with pytest.raises(ValueError, match="power-of-two"):
+        VisionTransformer(
+            img_size=36, patch_size=12, num_classes=0, embed_dim=32, depth=1, num_heads=2, stem="conv"
+        )
