@@ -285,7 +285,6 @@ class BiFormer(nn.Module):
             ]
             self.stages.append(nn.Sequential(*blocks))
         self.norm = nn.BatchNorm2d(embed_dim[-1])
-        self.pre_logits = nn.Identity()
         self.head = nn.Linear(embed_dim[-1], num_classes) if num_classes > 0 else nn.Identity()
         self.apply(_init_weights)
 
@@ -301,7 +300,7 @@ class BiFormer(nn.Module):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Normed last-stage map ``[B, C4, H/32, W/32]`` (official ``forward_features``)."""
-        return self.pre_logits(self.norm(self.forward_stages(x)[-1]))
+        return self.norm(self.forward_stages(x)[-1])
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
         if self.out_indices is not None:

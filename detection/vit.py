@@ -24,6 +24,7 @@ from detection.biformer import DropPath
 __all__ = [
     "VisionTransformer",
     "load_vit_checkpoint",
+    "resize_pos_embed",
     "vit_base_patch16",
     "vit_small_patch16",
     "vit_tiny_patch16",
@@ -140,12 +141,7 @@ class VisionTransformer(nn.Module):
         self.apply(_init_weights)
 
     def _pos_embed(self, grid: tuple[int, int]) -> Tensor:
-        if grid == self.grid:
-            return self.pos_embed
-        cls, patch = self.pos_embed[:, :1], self.pos_embed[:, 1:]
-        patch = patch.reshape(1, *self.grid, -1).permute(0, 3, 1, 2)
-        patch = F.interpolate(patch, size=grid, mode="bicubic", align_corners=False)
-        return torch.cat([cls, patch.flatten(2).transpose(1, 2)], dim=1)
+        return self.pos_embed if grid == self.grid else resize_pos_embed(self.pos_embed, self.grid, grid)
 
     def embed(self, x: Tensor) -> Tensor:
         """Images ``[B, C, H, W]`` (H, W multiples of the patch size) -> tokens ``[B, 1 + N, C]``."""
@@ -167,6 +163,14 @@ class VisionTransformer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.forward_features(x)[:, 0])
+
+
+def resize_pos_embed(pos_embed: Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int]) -> Tensor:
+    """``[1, 1 + h*w, C]`` -> ``[1, 1 + h'*w', C]``: bicubic resize of the patch part, CLS entry kept."""
+    cls, patch = pos_embed[:, :1], pos_embed[:, 1:]
+    patch = patch.reshape(1, *old_grid, -1).permute(0, 3, 1, 2)
+    patch = F.interpolate(patch, size=new_grid, mode="bicubic", align_corners=False)
+    return torch.cat([cls, patch.flatten(2).transpose(1, 2)], dim=1)
 
 
 def _conv_stem(in_chans: int, embed_dim: int, patch_size: int) -> nn.Sequential:
@@ -214,16 +218,7 @@ def load_vit_checkpoint(model: VisionTransformer, path: str | Path) -> list[str]
             raise ValueError(
                 f"cannot resize a non-square checkpoint position grid of {pe.shape[1] - 1} tokens"
             )
-        src = VisionTransformer(
-            img_size=side * model.patch_size,
-            patch_size=model.patch_size,
-            num_classes=0,
-            embed_dim=model.embed_dim,
-            depth=0,
-            num_heads=model.num_heads,
-        )
-        src.pos_embed.data.copy_(pe)
-        state["pos_embed"] = src._pos_embed(model.grid).detach()
+        state["pos_embed"] = resize_pos_embed(pe, (side, side), model.grid)
     skipped = [
         k
         for k in ("head.weight", "head.bias")
