@@ -15,5 +15,6 @@ from vid2robot.policy import BCZConfig, TaskIdConfig, Vid2RobotConfig
 def register_schemas() -> None:
     store = ConfigStore.instance()
     store.store(group="schema/policy", name="vid2robot", node=Vid2RobotConfig)
+    store.store(group="schema/policy", name="vid2robot_paper", node=Vid2RobotConfig.paper())
     store.store(group="schema/policy", name="bcz", node=BCZConfig)
     store.store(group="schema/policy", name="task_id", node=TaskIdConfig)
