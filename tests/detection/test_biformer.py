@@ -102,6 +102,8 @@ def test_classifier_any_size_and_feature_backbone() -> None:
     tiny = dict(depth=(1, 1, 1, 1), embed_dim=(32, 64, 64, 64), head_dim=32, topks=(1, 2, 4, -2), n_win=2)
     model = BiFormer(num_classes=5, **tiny).eval()
     assert model(torch.rand(2, 3, 50, 70)).shape == (2, 5)
+    encoder = BiFormer(num_classes=0, **tiny).eval()  # frame encoder: pooled last-stage features
+    assert encoder(torch.rand(2, 3, 64, 64)).shape == (2, 64)
     backbone = BiFormer(num_classes=0, out_indices=(1, 2, 3), **tiny).eval()
     feats = backbone(torch.rand(1, 3, 64, 96))
     assert [tuple(f.shape) for f in feats] == [(1, 64, 8, 12), (1, 64, 4, 6), (1, 64, 2, 3)]
