@@ -96,7 +96,7 @@ def _render(
     img = _background(rng, size, style)
     _draw_bird(img, bird, rng, pose)
     tint = (
-        rng.uniform(0.8, 1.2, 3) if style is None else np.random.default_rng(style + 1).uniform(0.75, 1.25, 3)
+        rng.uniform(0.8, 1.2, 3) if style is None else np.random.default_rng(style + 1).uniform(0.85, 1.15, 3)
     )
     img = img * tint * rng.uniform(0.85, 1.15) + rng.normal(0, 6, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
@@ -153,7 +153,7 @@ def generate_reid_set(
     if cameras < 2 or per_camera < 2:
         raise ValueError("re-ID needs >= 2 cameras and >= 2 images per camera (query + gallery)")
     rng = np.random.default_rng(seed)
-    poses = [(0.75 + 0.1 * c, 0.95 + 0.15 * c) for c in range(cameras)]
+    poses = [(1.2 + 0.15 * c, 1.4 + 0.2 * c) for c in range(cameras)]
     for pid in range(train_ids + test_ids):
         spots = tuple((float(rng.uniform(-0.7, 0.7)), float(rng.uniform(-0.6, 0.6))) for _ in range(3))
         bird = Bird(_random_colour(rng), _random_colour(rng), spots=spots)
