@@ -155,3 +155,13 @@ def test_two_process_ddp_training_through_the_cli(training_dataset: Path, tmp_pa
     assert "MEMBER: 2/2" in log, log[-4000:]
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert checkpoint["global_step"] == 3
+
+
+def test_last_checkpoint_is_the_latest_state_even_with_a_monitor(
+    training_dataset: Path, tmp_path: Path
+) -> None:
+    # mode=max on a falling loss: the second epoch is no new "best", yet last.ckpt must move on.
+    overrides = ("trainer.max_steps=12", "checkpoint.monitor=val/loss", "checkpoint.mode=max")
+    run(compose_policy_config(training_dataset, *overrides), tmp_path)
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    assert last["global_step"] == 12

@@ -35,18 +35,27 @@ def _loggers(names: list[str], run_dir: Path) -> list[Logger]:
 
 
 def _callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
-    checkpoint = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
+    c = cfg.checkpoint
+    schedule = {
+        "dirpath": run_dir / "checkpoints",
+        "enable_version_counter": False,  # keep writing last.ckpt on resume (ckpt_path=last)
+        "every_n_train_steps": c.every_n_train_steps,
+        "every_n_epochs": None if c.every_n_train_steps else c.every_n_epochs,
+    }
+    named = ModelCheckpoint(
         filename="{epoch:03d}-{step:06d}",
-        save_last=True,
-        enable_version_counter=False,  # keep writing last.ckpt on resume (ckpt_path=last)
-        every_n_train_steps=cfg.checkpoint.every_n_train_steps,
-        every_n_epochs=None if cfg.checkpoint.every_n_train_steps else cfg.checkpoint.every_n_epochs,
-        save_top_k=cfg.checkpoint.save_top_k if cfg.checkpoint.monitor else 1,
-        monitor=cfg.checkpoint.monitor,
-        mode=cfg.checkpoint.mode,
+        save_last=not c.monitor,
+        save_top_k=c.save_top_k if c.monitor else 1,
+        monitor=c.monitor,
+        mode=c.mode,
+        **schedule,
     )
-    return [checkpoint, LearningRateMonitor(logging_interval="step")]
+    callbacks: list[Callback] = [named, LearningRateMonitor(logging_interval="step")]
+    if c.monitor:
+        # With a monitor, Lightning refreshes last.ckpt only when a new best is saved; a second callback
+        # keeps last.ckpt the latest state, which exact resume needs.
+        callbacks.append(ModelCheckpoint(save_last=True, save_top_k=0, **schedule))
+    return callbacks
 
 
 def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
