@@ -6,6 +6,7 @@ registered only for capabilities that exist; node executables land in ``lib/vid2
 """
 
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
@@ -72,7 +73,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     description="Vid2Robot video-conditioned robot policy, Plain-DETR detection, fused attention kernels, ROS 2 nodes",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
