@@ -123,6 +123,10 @@ _WORKER_CONFIG: DatagenConfig | None = None
 
 def _init_worker(config: DatagenConfig) -> None:
     global _WORKER_CONFIG
+    if config != _WORKER_CONFIG:  # in-process runs reuse this module: drop envs built for another config
+        for env in _WORKER_ENVS.values():
+            env.close()
+        _WORKER_ENVS.clear()
     _WORKER_CONFIG = config
 
 
