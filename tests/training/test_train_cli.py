@@ -135,6 +135,13 @@ def test_bad_config_value_fails_before_training(training_dataset: Path, tmp_path
         run(compose_policy_config(training_dataset, "module.policy_config.num_heads=3"), tmp_path)
 
 
+def test_fsdp_with_norm_clipping_is_refused_with_the_fix(training_dataset: Path, tmp_path: Path) -> None:
+    cfg = compose_policy_config(training_dataset, "trainer.strategy=fsdp")
+    with pytest.raises(ValueError, match=r"trainer.gradient_clip_val=null"):
+        run(cfg, tmp_path)
+    assert not (tmp_path / "checkpoints").exists()
+
+
 @pytest.mark.slow
 def test_two_process_ddp_training_through_the_cli(training_dataset: Path, tmp_path: Path) -> None:
     """Lightning's DDP (gloo on CPU) launched by the CLI itself: two ranks, each on its own data shard."""

@@ -73,11 +73,22 @@ def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
     return str(path)
 
 
+def check_trainer_config(trainer: DictConfig) -> None:
+    """Reject trainer settings Lightning would only refuse at the first optimizer step."""
+    strategy, clip = trainer.get("strategy"), trainer.get("gradient_clip_val")
+    if isinstance(strategy, str) and strategy.startswith("fsdp") and clip:
+        raise ValueError(
+            f"trainer.strategy={strategy} cannot clip gradients by norm (Lightning's FSDP precision plugin "
+            f"refuses it); add trainer.gradient_clip_val=null (got {clip})"
+        )
+
+
 def run(cfg: DictConfig, run_dir: Path, extra_callbacks: Sequence[Callback] = ()) -> dict[str, float]:
     """Fit (and optionally test) the configured task; returns the final logged metrics."""
     for key in ("module", "data"):
         if key not in cfg or cfg[key] is None:
             raise ValueError(f"the task config must define `{key}` with a _target_ (got task without it)")
+    check_trainer_config(cfg.trainer)
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml")
     L.seed_everything(cfg.seed, workers=True)

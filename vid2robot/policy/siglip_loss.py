@@ -18,8 +18,8 @@ class SigLIPLoss(nn.Module):
 
     def __init__(self, init_log_temperature: float = math.log(10.0), init_bias: float = -10.0) -> None:
         super().__init__()
-        self.log_temperature = nn.Parameter(torch.tensor(float(init_log_temperature)))
-        self.bias = nn.Parameter(torch.tensor(float(init_bias)))
+        self.log_temperature = nn.Parameter(torch.tensor([float(init_log_temperature)]))
+        self.bias = nn.Parameter(torch.tensor([float(init_bias)]))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """x, y ``[B, E]``: row i of each is a positive pair. ``labels`` ``[B]`` (optional task ids) also
