@@ -99,3 +99,28 @@ def test_augmented_loading_repeats_given_the_seeds(tiny_dataset: Path) -> None:
 
     torch.testing.assert_close(first_batch(0), first_batch(0))
     assert not torch.allclose(first_batch(0), first_batch(1))
+
+
+def test_robot_cache_gives_the_same_items_within_its_budget(tiny_dataset: Path) -> None:
+    kwargs = dict(split="train", image_size=24, prompt_frames=4, state_frames=3, augment=False)
+    seeking = PairedVideoDataset(tiny_dataset, **kwargs)
+    episode_bytes = seeking.episodes.episode(0).frames("robot").nbytes
+    cached = PairedVideoDataset(tiny_dataset, robot_cache_mb=1.5 * episode_bytes / 2**20, **kwargs)
+    for index in range(0, len(seeking), 3):
+        torch.testing.assert_close(cached[index]["robot_video"], seeking[index]["robot_video"], rtol=0, atol=0)
+    # The budget holds about one and a half episodes: only the most recent one stays.
+    assert len(cached._robot_cache) == 1
+    with pytest.raises(ValueError, match="robot_cache_mb"):
+        PairedVideoDataset(tiny_dataset, robot_cache_mb=-1, **kwargs)
+
+
+def test_several_prompt_cameras_mix_pair_kinds(tiny_dataset: Path) -> None:
+    ds = PairedVideoDataset(
+        tiny_dataset, split="train", image_size=24, prompt_frames=2, prompt_camera=["robot", "demonstrator"]
+    )
+    cameras = [ds[i]["prompt_camera"] for i in range(len(ds))]
+    assert set(cameras) == {"robot", "demonstrator"}
+    plain = PairedVideoDataset(tiny_dataset, split="train", image_size=24, prompt_frames=2, augment=False)
+    assert {plain[i]["prompt_camera"] for i in range(len(plain))} == {"demonstrator"}
+    with pytest.raises(ValueError, match="at least one camera"):
+        PairedVideoDataset(tiny_dataset, prompt_camera=[])

@@ -10,6 +10,7 @@ first and last kept. Shuffling over all timesteps gives the paper's random ``t``
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,9 @@ class PairedVideoDataset(Dataset):
 
     Items (collated by the default collate): ``prompt_video`` float ``[Tp, 3, S, S]``, ``robot_video`` float
     ``[Ts, 3, S, S]``, ``actions`` float ``[horizon, action_dim]``, ``action_is_pad`` bool ``[horizon]``,
-    ``task_index`` int, ``task`` str (task text), ``episode_index``, ``prompt_episode_index``, ``timestep``.
+    ``task_index`` int, ``task`` str (task text), ``episode_index``, ``prompt_episode_index``, ``prompt_camera``,
+    ``timestep``. With several ``prompt_camera`` names each item draws one (mixed robot-robot and
+    demonstrator-robot pairs).
 
     Randomness (prompt episode, augmentation) comes from ``seed``, the item index and, when augmenting, the
     process's torch seed (which Lightning sets per worker and epoch): runs repeat given the seeds, epochs and
@@ -45,7 +48,7 @@ class PairedVideoDataset(Dataset):
         prompt_frames: int = 16,
         state_frames: int = 8,
         horizon: int = 1,
-        prompt_camera: str = "demonstrator",
+        prompt_camera: str | Sequence[str] = "demonstrator",
         robot_camera: str = "robot",
         prompt_source: str = "other",
         augment: bool | None = None,
@@ -53,10 +56,14 @@ class PairedVideoDataset(Dataset):
         successful_only: bool = True,
         seed: int = 0,
         prompt_cache_size: int = 256,
+        robot_cache_mb: float = 0.0,
     ) -> None:
         self.episodes = root if isinstance(root, EpisodeDataset) else EpisodeDataset(root)
         cameras = self.episodes.info.cameras
-        for name, cam in (("prompt_camera", prompt_camera), ("robot_camera", robot_camera)):
+        prompt_cameras = (prompt_camera,) if isinstance(prompt_camera, str) else tuple(prompt_camera)
+        if not prompt_cameras:
+            raise ValueError("prompt_camera needs at least one camera")
+        for name, cam in [("prompt_camera", c) for c in prompt_cameras] + [("robot_camera", robot_camera)]:
             if cam not in cameras:
                 raise ValueError(
                     f"{name}={cam!r} is not a camera of {self.episodes.root}; choose from {list(cameras)}"
@@ -69,14 +76,24 @@ class PairedVideoDataset(Dataset):
         state_window_indices(0, state_frames)  # validates state_frames
         self.split, self.image_size = split, image_size
         self.prompt_frames, self.state_frames, self.horizon = prompt_frames, state_frames, horizon
-        self.prompt_camera, self.robot_camera, self.prompt_source = prompt_camera, robot_camera, prompt_source
+        self.prompt_cameras, self.robot_camera, self.prompt_source = (
+            prompt_cameras,
+            robot_camera,
+            prompt_source,
+        )
         self.augment = split == "train" if augment is None else augment
         self.augmentation = augmentation or VideoAugmentation()
         self.seed = seed
         # A prompt episode always gives the same frame indices, so its raw frames are cached (per worker
         # process; 256 prompts of 16 frames at 96x96 take 110 MB); augmentation still differs per draw.
         self.prompt_cache_size = prompt_cache_size
-        self._prompt_cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._prompt_cache: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
+        # Robot windows are drawn at random timesteps, so each read seeks and decodes a GOP; with a budget,
+        # whole robot-camera episodes are decoded once and kept (per worker), which keeps a GPU fed.
+        if robot_cache_mb < 0:
+            raise ValueError(f"robot_cache_mb must be >= 0, got {robot_cache_mb}")
+        self.robot_cache_bytes = int(robot_cache_mb * 2**20)
+        self._robot_cache: OrderedDict[int, np.ndarray] = OrderedDict()
 
         selected = self.episodes.select(split=split, success=True if successful_only else None)
         if not selected:
@@ -102,17 +119,33 @@ class PairedVideoDataset(Dataset):
         stream = torch.initial_seed() % (2**63) if self.augment else 0
         return np.random.default_rng([self.seed, stream, index])
 
-    def _prompt_frames(self, episode_index: int) -> np.ndarray:
-        if episode_index in self._prompt_cache:
-            self._prompt_cache.move_to_end(episode_index)
-            return self._prompt_cache[episode_index]
+    def _prompt_frames(self, episode_index: int, camera: str) -> np.ndarray:
+        key = (episode_index, camera)
+        if key in self._prompt_cache:
+            self._prompt_cache.move_to_end(key)
+            return self._prompt_cache[key]
         episode = self.episodes.episode(episode_index)
-        frames = episode.frames(self.prompt_camera, sample_prompt_frames(episode.length, self.prompt_frames))
+        frames = episode.frames(camera, sample_prompt_frames(episode.length, self.prompt_frames))
         if self.prompt_cache_size > 0:
-            self._prompt_cache[episode_index] = frames
+            self._prompt_cache[key] = frames
             if len(self._prompt_cache) > self.prompt_cache_size:
                 self._prompt_cache.popitem(last=False)
         return frames
+
+    def _robot_frames(self, episode_index: int, indices: list[int]) -> np.ndarray:
+        episode = self.episodes.episode(episode_index)
+        if self.robot_cache_bytes == 0:
+            return episode.frames(self.robot_camera, indices)
+        frames = self._robot_cache.get(episode_index)
+        if frames is None:
+            frames = episode.frames(self.robot_camera)
+            self._robot_cache[episode_index] = frames
+            cached = sum(f.nbytes for f in self._robot_cache.values())
+            while cached > self.robot_cache_bytes and len(self._robot_cache) > 1:
+                cached -= self._robot_cache.popitem(last=False)[1].nbytes
+        else:
+            self._robot_cache.move_to_end(episode_index)
+        return frames[indices]
 
     def _video(self, frames: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
         if not self.augment:
@@ -140,8 +173,14 @@ class PairedVideoDataset(Dataset):
         else:
             pool = [i for i in self.prompt_pool[task] if i != episode_index]
             prompt_index = pool[int(rng.integers(len(pool)))]
-        prompt_raw = self._prompt_frames(prompt_index)
-        robot_raw = episode.frames(self.robot_camera, state_window_indices(t, self.state_frames))
+        # Several prompt cameras mix pair kinds (robot-robot and demonstrator-robot, as the paper trains).
+        camera = (
+            self.prompt_cameras[int(rng.integers(len(self.prompt_cameras)))]
+            if len(self.prompt_cameras) > 1
+            else self.prompt_cameras[0]
+        )
+        prompt_raw = self._prompt_frames(prompt_index, camera)
+        robot_raw = self._robot_frames(episode_index, state_window_indices(t, self.state_frames))
         steps = np.arange(t, t + self.horizon)
         actions = episode.actions[np.minimum(steps, episode.length - 1)]
         return {
@@ -153,5 +192,6 @@ class PairedVideoDataset(Dataset):
             "task": episode.record.task_text,
             "episode_index": episode_index,
             "prompt_episode_index": prompt_index,
+            "prompt_camera": camera,
             "timestep": t,
         }

@@ -27,13 +27,14 @@ class PolicyDataModule(L.LightningDataModule):
         prompt_frames: int = 16,
         state_frames: int = 8,
         horizon: int = 1,
-        prompt_camera: str = "demonstrator",
+        prompt_camera: str | list[str] = "demonstrator",
         robot_camera: str = "robot",
         prompt_source: str = "other",
         batch_size: int = 16,
         num_workers: int = 2,
         max_val_items: int = 256,
         seed: int = 0,
+        robot_cache_mb: float = 512.0,
     ) -> None:
         super().__init__()
         if batch_size < 1 or num_workers < 0 or max_val_items < 1:
@@ -62,6 +63,7 @@ class PolicyDataModule(L.LightningDataModule):
             robot_camera=h.robot_camera,
             prompt_source=h.prompt_source,
             seed=h.seed,
+            robot_cache_mb=h.robot_cache_mb,
         )
 
     def setup(self, stage: str | None = None) -> None:
