@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention.flex_attention import BlockMask, flex_attention
 
-
 MIN_HEAD_DIM = 16
 
 

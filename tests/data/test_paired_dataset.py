@@ -107,7 +107,9 @@ def test_robot_cache_gives_the_same_items_within_its_budget(tiny_dataset: Path) 
     episode_bytes = seeking.episodes.episode(0).frames("robot").nbytes
     cached = PairedVideoDataset(tiny_dataset, robot_cache_mb=1.5 * episode_bytes / 2**20, **kwargs)
     for index in range(0, len(seeking), 3):
-        torch.testing.assert_close(cached[index]["robot_video"], seeking[index]["robot_video"], rtol=0, atol=0)
+        torch.testing.assert_close(
+            cached[index]["robot_video"], seeking[index]["robot_video"], rtol=0, atol=0
+        )
     # The budget holds about one and a half episodes: only the most recent one stays.
     assert len(cached._robot_cache) == 1
     with pytest.raises(ValueError, match="robot_cache_mb"):
