@@ -72,11 +72,15 @@ class PlainDETR(nn.Module):
     one-to-one group, which gives the same one-to-one outputs because the groups cannot see each other.
     """
 
-    def __init__(self, config: PlainDETRConfig) -> None:
+    def __init__(self, config: PlainDETRConfig, backbone: nn.Module | None = None) -> None:
+        """``backbone``: a prebuilt stride-16 module with ``out_channels`` (e.g. one from mmdet's registry, see
+        ``detection/mmdet_plugin.py``) used instead of ``config.backbone``."""
         super().__init__()
         cfg = self.config = config
         c = cfg.d_model
-        self.backbone = build_backbone(cfg.backbone, cfg.backbone_kwargs)
+        if backbone is None:
+            backbone = build_backbone(cfg.backbone, cfg.backbone_kwargs)
+        self.backbone = backbone
         self.input_proj = nn.Sequential(nn.Conv2d(self.backbone.out_channels, c, 1), nn.GroupNorm(32, c))
         self.proposals = ProposalGenerator(c, cfg.feature_stride, cfg.proposal_strides)
         self.pos_trans = nn.Linear(2 * c, 2 * c)

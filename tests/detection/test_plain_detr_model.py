@@ -167,3 +167,15 @@ def test_valid_image_size_is_exact_in_pixels(model: PlainDETR) -> None:
     torch.testing.assert_close(mem.image_wh, torch.tensor([[128.0, 128.0], [120.0, 100.0]]))
     unpadded = model.pre_transformer(model.extract_feat(torch.rand(1, 3, 100, 120)), None, (100, 120))
     torch.testing.assert_close(unpadded.image_wh, torch.tensor([[120.0, 100.0]]))
+
+
+def test_a_prebuilt_backbone_replaces_the_configured_one() -> None:
+    """``PlainDETR(config, backbone=...)`` (how the mmdet plugin passes a registry-built backbone): the module is
+    used as is and its ``out_channels`` sizes the input projection."""
+    from detection.plain_detr.backbones import ConvNet
+
+    backbone = ConvNet((8, 8, 16, 32))
+    model = PlainDETR(tiny_config(num_classes=2), backbone=backbone).eval()
+    assert model.backbone is backbone and model.input_proj[0].in_channels == 32
+    logits, boxes = model.predict_raw(torch.rand(1, 3, 96, 96))
+    assert logits.shape == (1, 50, 2) and boxes.shape == (1, 50, 4)
