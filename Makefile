@@ -10,7 +10,7 @@ export MUJOCO_GL ?= egl
 export HF_HUB_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv demo test lint format bench constraints system-deps clean
+.PHONY: venv demo test lint format bench constraints system-deps clean mmdet test-mmdet
 
 venv: $(STAMP)
 
@@ -37,6 +37,18 @@ demo: venv
 test: venv
 	$(PY) -m pytest --ignore=tests/kernels
 	$(PY) -m pytest tests/kernels
+
+# The optional mmdetection extra (detection/mmdet_plugin.py): mmcv 2.1.0 has no wheel for this torch, so pip
+# compiles it with its CPU ops (21-34 min on 2 cores, once; pip caches the wheel). Quick when they import.
+mmdet: venv
+	@if $(PY) -c "import mmcv.ops, mmdet.models" 2>/dev/null; then echo "mmdet extra: installed"; else \
+		MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=$$(nproc) \
+		$(PY) -m pip install --no-build-isolation -c constraints.txt -e '.[mmdet]' && \
+		$(PY) -c "import mmcv.ops, mmdet.models"; \
+	fi
+
+test-mmdet: mmdet
+	$(PY) -m pytest tests/mmdet
 
 lint: venv
 	$(VENV)/bin/ruff check .
