@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from episode_fixtures import LENGTHS, assert_levels, demo_level, robot_level
 from torch.utils.data import DataLoader
 
-from vid2robot.data.paired_dataset import PairedVideoDataset
+from vid2robot.data.paired_dataset import FrameCache, PairedVideoDataset
 
 
 def test_items_shapes_window_and_padding(tiny_dataset: Path) -> None:
@@ -126,3 +127,22 @@ def test_several_prompt_cameras_mix_pair_kinds(tiny_dataset: Path) -> None:
     assert {plain[i]["prompt_camera"] for i in range(len(plain))} == {"demonstrator"}
     with pytest.raises(ValueError, match="at least one camera"):
         PairedVideoDataset(tiny_dataset, prompt_camera=[])
+
+
+def test_frame_cache_keeps_the_most_recent_entries_within_its_bounds() -> None:
+    loads: list[int] = []
+
+    def loader(key: int, nbytes: int = 10):
+        return lambda: loads.append(key) or np.zeros(nbytes, np.uint8)
+
+    by_count = FrameCache(max_entries=2)
+    for key in (1, 2, 1, 3, 1, 2):
+        by_count.get(key, loader(key))
+    assert loads == [1, 2, 3, 2] and len(by_count) == 2  # 1 stayed recent; 2 was evicted by 3
+    loads.clear()
+    by_bytes = FrameCache(max_bytes=25)
+    for key in (1, 2, 3):
+        by_bytes.get(key, loader(key))
+    assert len(by_bytes) == 2
+    by_bytes.get(4, loader(4, nbytes=100))  # over budget alone: kept, everything older dropped
+    assert len(by_bytes) == 1 and by_bytes.get(4, loader(99)).nbytes == 100 and loads == [1, 2, 3, 4]

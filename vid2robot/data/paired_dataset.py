@@ -10,7 +10,7 @@ first and last kept. Shuffling over all timesteps gives the paper's random ``t``
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,35 @@ from vid2robot.policy.frame_sampling import sample_prompt_frames, state_window_i
 from vid2robot.policy.preprocess import frames_to_tensor
 
 PROMPT_SOURCES = ("other", "same")
+
+
+class FrameCache:
+    """Least-recently-used frames, bounded by a number of entries and/or bytes (per worker process).
+
+    The most recent entry is always kept, so one episode larger than the byte budget still serves its reads.
+    """
+
+    def __init__(self, max_entries: int | None = None, max_bytes: int | None = None) -> None:
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self._entries: OrderedDict[Hashable, np.ndarray] = OrderedDict()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Hashable, load: Callable[[], np.ndarray]) -> np.ndarray:
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        frames = load()
+        self._entries[key] = frames
+        self._bytes += frames.nbytes
+        while len(self._entries) > 1 and (
+            (self.max_entries is not None and len(self._entries) > self.max_entries)
+            or (self.max_bytes is not None and self._bytes > self.max_bytes)
+        ):
+            self._bytes -= self._entries.popitem(last=False)[1].nbytes
+        return frames
 
 
 class PairedVideoDataset(Dataset):
@@ -76,24 +105,19 @@ class PairedVideoDataset(Dataset):
         state_window_indices(0, state_frames)  # validates state_frames
         self.split, self.image_size = split, image_size
         self.prompt_frames, self.state_frames, self.horizon = prompt_frames, state_frames, horizon
-        self.prompt_cameras, self.robot_camera, self.prompt_source = (
-            prompt_cameras,
-            robot_camera,
-            prompt_source,
-        )
+        self.prompt_cameras = prompt_cameras
+        self.robot_camera, self.prompt_source = robot_camera, prompt_source
         self.augment = split == "train" if augment is None else augment
         self.augmentation = augmentation or VideoAugmentation()
         self.seed = seed
         # A prompt episode always gives the same frame indices, so its raw frames are cached (per worker
         # process; 256 prompts of 16 frames at 96x96 take 110 MB); augmentation still differs per draw.
-        self.prompt_cache_size = prompt_cache_size
-        self._prompt_cache: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
+        self._prompt_cache = FrameCache(max_entries=prompt_cache_size) if prompt_cache_size > 0 else None
         # Robot windows are drawn at random timesteps, so each read seeks and decodes a GOP; with a budget,
         # whole robot-camera episodes are decoded once and kept (per worker), which keeps a GPU fed.
         if robot_cache_mb < 0:
             raise ValueError(f"robot_cache_mb must be >= 0, got {robot_cache_mb}")
-        self.robot_cache_bytes = int(robot_cache_mb * 2**20)
-        self._robot_cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._robot_cache = FrameCache(max_bytes=int(robot_cache_mb * 2**20)) if robot_cache_mb > 0 else None
 
         selected = self.episodes.select(split=split, success=True if successful_only else None)
         if not selected:
@@ -120,32 +144,18 @@ class PairedVideoDataset(Dataset):
         return np.random.default_rng([self.seed, stream, index])
 
     def _prompt_frames(self, episode_index: int, camera: str) -> np.ndarray:
-        key = (episode_index, camera)
-        if key in self._prompt_cache:
-            self._prompt_cache.move_to_end(key)
-            return self._prompt_cache[key]
         episode = self.episodes.episode(episode_index)
-        frames = episode.frames(camera, sample_prompt_frames(episode.length, self.prompt_frames))
-        if self.prompt_cache_size > 0:
-            self._prompt_cache[key] = frames
-            if len(self._prompt_cache) > self.prompt_cache_size:
-                self._prompt_cache.popitem(last=False)
-        return frames
+
+        def load() -> np.ndarray:
+            return episode.frames(camera, sample_prompt_frames(episode.length, self.prompt_frames))
+
+        return load() if self._prompt_cache is None else self._prompt_cache.get((episode_index, camera), load)
 
     def _robot_frames(self, episode_index: int, indices: list[int]) -> np.ndarray:
         episode = self.episodes.episode(episode_index)
-        if self.robot_cache_bytes == 0:
+        if self._robot_cache is None:
             return episode.frames(self.robot_camera, indices)
-        frames = self._robot_cache.get(episode_index)
-        if frames is None:
-            frames = episode.frames(self.robot_camera)
-            self._robot_cache[episode_index] = frames
-            cached = sum(f.nbytes for f in self._robot_cache.values())
-            while cached > self.robot_cache_bytes and len(self._robot_cache) > 1:
-                cached -= self._robot_cache.popitem(last=False)[1].nbytes
-        else:
-            self._robot_cache.move_to_end(episode_index)
-        return frames[indices]
+        return self._robot_cache.get(episode_index, lambda: episode.frames(self.robot_camera))[indices]
 
     def _video(self, frames: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
         if not self.augment:
