@@ -35,7 +35,7 @@ demo: venv
 # kernels in their own process: the Triton CPU interpreter (TRITON_INTERPRET) is process-wide state that
 # other areas' imports of the kernels (BiFormer, Plain-DETR) would otherwise fix too early.
 test: venv
-	$(PY) -m pytest --ignore=tests/kernels
+	$(PY) -m pytest --ignore=tests/kernels --ignore=tests/mmdet_integration
 	$(PY) -m pytest tests/kernels
 
 # The optional mmdetection extra (detection/mmdet_plugin.py): mmcv 2.1.0 has no wheel for this torch, so pip
@@ -48,7 +48,7 @@ mmdet: venv
 	fi
 
 test-mmdet: mmdet
-	$(PY) -m pytest tests/mmdet
+	$(PY) -m pytest tests/mmdet_integration
 
 lint: venv
 	$(VENV)/bin/ruff check .
