@@ -14,7 +14,9 @@ import pytest
 import torch
 
 # A real submodule: a bare "mmdet" could resolve to a namespace package of the same name on sys.path.
-pytest.importorskip("mmdet.models", reason="the mmdet extra is not installed (make mmdet builds mmcv with CPU ops)")
+pytest.importorskip(
+    "mmdet.models", reason="the mmdet extra is not installed (make mmdet builds mmcv with CPU ops)"
+)
 
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
