@@ -56,6 +56,8 @@ def test_bringup_runs_the_sim_loop_graph_in_one_process(
         "-s", "sim_robot_node.num_episodes=2",
         "-s", "sim_robot_node.max_episode_steps=8",
         "-s", "sim_robot_node.image_size=32",
+        # the robot default (0.5 s) is a safety limit; a loaded CI box can miss it on the first inference
+        "-s", "sim_robot_node.command_timeout_s=5.0",
     )  # fmt: skip
     log = result.stdout + result.stderr
     assert result.returncode == 0, log
