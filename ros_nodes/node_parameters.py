@@ -57,6 +57,9 @@ SIM_ROBOT_NODE = (
     ParamSpec("max_episode_steps", 150, "steps per episode (an episode also ends at success)"),
     ParamSpec("camera", "robot", "camera view of vid2robot.sim.MetaWorldEnv that renders the images"),
     ParamSpec("hide_goal", False, "hide the goal marker (the policy must infer the goal from the prompt)"),
+    ParamSpec(
+        "shared_start", False, "start an opposite-task pair (drawer, handle, door lock) from one scene"
+    ),
     ParamSpec("image_size", 96, "published image size (square, pixels)"),
     ParamSpec("frame_id", "sim_camera", "header.frame_id of the published images"),
     ParamSpec("lock_step", True, "step once per command answering the last image (else free-run at rate_hz)"),

@@ -100,6 +100,7 @@ class SimRobotNode(Node):
                 cameras=(p["camera"],),
                 max_steps=p["max_episode_steps"],
                 hide_goal=p["hide_goal"],
+                shared_start=p["shared_start"],
             )
             if self._p["lock_step"] and not self._wait_for_policy():
                 return

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from sim_fixtures import small_config
 
 from vid2robot.data.video_io import read_frames
 from vid2robot.sim.closed_loop import PromptSource, evaluate_closed_loop, wilson_interval
+from vid2robot.sim.expert_data import generate_expert_dataset
 from vid2robot.sim.expert_policy import ExpertPolicy
 from vid2robot.sim.rollout_video import LABEL_HEIGHT
 
@@ -92,3 +94,21 @@ def test_wilson_interval() -> None:
     assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
     with pytest.raises(ValueError, match="trials must be > 0"):
         wilson_interval(0, 0)
+
+
+def test_evaluation_builds_the_scenes_the_prompt_data_recorded(tmp_path: Path) -> None:
+    pair = ["drawer-open-v3", "drawer-close-v3"]
+    config = small_config(
+        tmp_path / "data", tasks=pair, episodes_per_task=2, hide_goal=True, shared_start=True
+    )
+    generate_expert_dataset(config)
+    info = json.loads((tmp_path / "data" / "meta" / "info.json").read_text())
+    assert info["extra"]["scene"] == {"hide_goal": True, "shared_start": True}
+    results = evaluate_closed_loop(
+        ExpertPolicy(), pair, PromptSource(tmp_path / "data", camera="robot"), episodes_per_task=1, seed=0,
+        out_dir=tmp_path / "eval", image_size=32, video=False, progress=False,
+    )  # fmt: skip
+    assert results["scene"] == {"hide_goal": True, "shared_start": True}
+    assert results["mean_success_rate"] == 1.0
+    with pytest.raises(ValueError, match=r"shared_start needs tasks of opposite pairs .*\['reach-v3'\]"):
+        small_config(tmp_path / "x", tasks=["reach-v3", "drawer-open-v3"], shared_start=True)

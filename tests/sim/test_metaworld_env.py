@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vid2robot.sim.metaworld_env import MT10_TASKS, STATE_NAMES, MetaWorldEnv, task_index, task_text
+from vid2robot.sim.metaworld_env import (
+    MT10_TASKS,
+    SHARED_STARTS,
+    STATE_NAMES,
+    MetaWorldEnv,
+    task_index,
+    task_text,
+)
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +82,33 @@ def test_task_ids_and_text() -> None:
     assert MT10_TASKS[0] == "reach-v3" and task_index("reach-v3") == 0
     assert task_text("drawer-open-v3") == "open the drawer"
     assert task_text("coffee-pull-v3") == "coffee pull"
+
+
+@pytest.mark.parametrize(
+    "pair", [("drawer-open-v3", "drawer-close-v3"), ("handle-press-v3", "handle-pull-v3")]
+)
+def test_shared_start_makes_a_pair_look_the_same_and_experts_still_succeed(pair: tuple[str, str]) -> None:
+    firsts = {}
+    for task in pair:
+        with MetaWorldEnv(task, image_size=32, cameras=("robot",), hide_goal=True, shared_start=True) as env:
+            obs = env.reset(4)
+            firsts[task] = obs.frames["robot"]
+            joint = env._env.data.qpos[9]
+            assert joint == pytest.approx(SHARED_STARTS[task])
+            np.testing.assert_array_equal(obs.state[18:36], obs.state[:18])  # no stale previous frame
+            assert any(env.step(env.expert_action())[1] for _ in range(200)), task
+        with MetaWorldEnv(task, image_size=32, cameras=("robot",), hide_goal=True) as own_start:
+            assert own_start.reset(4) and own_start._env.data.qpos[9] != pytest.approx(joint)
+    # same layout seed: the two tasks' first frames are the same picture
+    np.testing.assert_array_equal(*firsts.values())
+
+
+def test_hide_goal_covers_tasks_with_their_own_goal_site_names() -> None:
+    with MetaWorldEnv(
+        "handle-press-v3", image_size=16, cameras=(), hide_goal=True
+    ) as env:  # goalPress, goalPull
+        model = env._env.model
+        goals = [i for i in range(model.nsite) if model.site(i).name.startswith("goal")]
+        assert len(goals) == 2 and (model.site_rgba[goals, 3] == 0).all()
+    with pytest.raises(ValueError, match="shared_start needs a task of an opposite pair"):
+        MetaWorldEnv("reach-v3", shared_start=True)

@@ -148,13 +148,20 @@ def evaluate_closed_loop(
     prompts = {task: prompt_source.episodes(task) for task in tasks}  # fail early on a missing task
     dataset = prompt_source.dataset
     assert isinstance(dataset, EpisodeDataset)
+    # The scenes as the prompt data recorded them (goal markers, shared starts); older datasets: defaults.
+    scene = dict(dataset.info.extra.get("scene", {}))
     results: dict[str, dict] = {}
     bar = tqdm(total=len(tasks) * episodes_per_task, desc="closed loop", unit="ep", disable=not progress)
     for task in tasks:
         episodes = []
         # The robot camera renders at the recorded data's resolution; frames_to_tensor resizes for the policy.
         with MetaWorldEnv(
-            task, seed=seed, image_size=dataset.info.image_height, cameras=("robot",), max_steps=max_steps
+            task,
+            seed=seed,
+            image_size=dataset.info.image_height,
+            cameras=("robot",),
+            max_steps=max_steps,
+            **scene,
         ) as env:
             if hasattr(policy, "bind_env"):
                 policy.bind_env(env)
@@ -210,6 +217,7 @@ def evaluate_closed_loop(
         "max_steps": max_steps,
         "image_size": image_size,
         "prompt_frames": prompt_frames,
+        "scene": scene,
         "tasks": results,
         "mean_success_rate": float(np.mean([r["success_rate"] for r in results.values()])),
         # Equal episodes per task: the pooled rate is the mean rate, and its Wilson interval the mean's.

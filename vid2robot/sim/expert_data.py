@@ -23,6 +23,7 @@ from vid2robot.sim.metaworld_env import (
     ACTION_NAMES,
     CAMERA_VIEWS,
     MAX_PATH_LENGTH,
+    SHARED_STARTS,
     STATE_NAMES,
     MetaWorldEnv,
     check_task,
@@ -53,6 +54,8 @@ class DatagenConfig:
     seed: int = 0
     image_size: int = 96
     cameras: list[str] = field(default_factory=lambda: list(CAMERA_VIEWS))
+    hide_goal: bool = False  # no goal marker in any view: only the prompt can say where to go
+    shared_start: bool = False  # opposite-task pairs start from one scene (SHARED_STARTS)
     workers: int = 2
     stop_after_success: int = 10  # steps recorded after the first success
     successful_only: bool = True
@@ -72,6 +75,10 @@ class DatagenConfig:
             raise ValueError(
                 f"val_episodes_per_task must be in [0, episodes_per_task={self.episodes_per_task}), "
                 f"got {self.val_episodes_per_task}"
+            )
+        if self.shared_start and (unpaired := [t for t in self.tasks if t not in SHARED_STARTS]):
+            raise ValueError(
+                f"shared_start needs tasks of opposite pairs ({sorted(SHARED_STARTS)}); got {unpaired}"
             )
         if self.stop_after_success < 0 or self.workers < 0 or self.max_attempts_per_episode < 1:
             raise ValueError("stop_after_success and workers must be >= 0, max_attempts_per_episode >= 1")
@@ -142,6 +149,7 @@ def _run_attempt(job: tuple[str, int]) -> ExpertEpisode:
             image_size=config.image_size,
             cameras=config.cameras,
             max_steps=config.max_steps,
+            **scene_options(config),
         )
     episode = rollout_expert(
         _WORKER_ENVS[task], episode_seed(config.seed, task, attempt), config.stop_after_success
@@ -162,6 +170,11 @@ def _attempts(config: DatagenConfig, jobs: list[tuple[str, int]]) -> Iterator[Ex
         yield from pool.imap(_run_attempt, jobs)
 
 
+def scene_options(config: DatagenConfig) -> dict[str, bool]:
+    """How the scenes were set up; stored in ``info.json`` so evaluation builds the same scenes."""
+    return {"hide_goal": config.hide_goal, "shared_start": config.shared_start}
+
+
 def dataset_info(config: DatagenConfig) -> DatasetInfo:
     return DatasetInfo(
         fps=CONTROL_FPS,
@@ -174,6 +187,7 @@ def dataset_info(config: DatagenConfig) -> DatasetInfo:
         extra={
             "camera_views": {cam: CAMERA_VIEWS[cam] for cam in config.cameras},
             "simulator": "metaworld 3.1.1",
+            "scene": scene_options(config),
         },
     )
 

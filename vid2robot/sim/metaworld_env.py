@@ -49,6 +49,19 @@ TASK_TEXT = {
     "window-open-v3": "slide the window open",
     "window-close-v3": "slide the window closed",
 }
+# Pairs of opposite tasks on one scene (same model, same layout ranges) and the position of the object's
+# joint (qpos[9]: drawer slide, handle height, lock angle) halfway between the two tasks' own starts. With
+# ``shared_start`` both tasks of a pair begin there, so the robot's first frame cannot tell them apart and
+# only the prompt says which way to go. The scripted experts succeed from it (5/5 layouts per task, checked).
+SHARED_STARTS: dict[str, float] = {
+    "drawer-open-v3": -0.1,
+    "drawer-close-v3": -0.1,
+    "handle-press-v3": -0.05,
+    "handle-pull-v3": -0.05,
+    "door-lock-v3": 0.785,
+    "door-unlock-v3": 0.785,
+}
+_SHARED_JOINT_QPOS = 9
 # The demonstrator's arm: skin-toned links and a dark gripper instead of the Sawyer's red and grey.
 ARM_RGBA = (0.87, 0.68, 0.55, 1.0)
 GRIPPER_RGBA = (0.15, 0.15, 0.18, 1.0)
@@ -140,8 +153,11 @@ class MetaWorldEnv:
         max_steps: int = MAX_PATH_LENGTH,
         hide_goal: bool = False,
         camera_views: Mapping[str, str] | None = None,
+        shared_start: bool = False,
     ) -> None:
         check_task(task_name)
+        if shared_start and task_name not in SHARED_STARTS:
+            raise ValueError(f"shared_start needs a task of an opposite pair: {sorted(SHARED_STARTS)}")
         views = dict(CAMERA_VIEWS if camera_views is None else camera_views)
         unknown = [c for c in cameras if c not in views]
         if unknown:
@@ -153,6 +169,7 @@ class MetaWorldEnv:
         self.task_name, self.image_size, self.max_steps = task_name, image_size, max_steps
         self.cameras, self.camera_views = tuple(cameras), views
         self.demonstrator_appearance = demonstrator_appearance
+        self.shared_start = shared_start
 
         self._env = _make_mt_env(task_name)
         self._env._freeze_rand_vec = False  # a fresh layout each reset, drawn from the env's seeded RNG
@@ -163,8 +180,10 @@ class MetaWorldEnv:
         for name in views.values():
             if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, name) < 0:
                 raise ValueError(f"camera {name!r} is not in the {task_name} model")
-        if hide_goal:
-            model.site_rgba[model.site("goal").id, 3] = 0.0
+        if hide_goal:  # "goal" in most tasks; some name theirs per task (handle-press: goalPress, goalPull)
+            for site in range(model.nsite):
+                if model.site(site).name.startswith("goal"):
+                    model.site_rgba[site, 3] = 0.0
         model.vis.quality.shadowsize = 0
         model.vis.quality.offsamples = 0
         model.vis.global_.offwidth, model.vis.global_.offheight = image_size, image_size
@@ -242,8 +261,21 @@ class MetaWorldEnv:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # gymnasium's "reset seed ignored" style notes
             self._raw_obs, _ = self._env.reset()
+        if self.shared_start:
+            self._raw_obs = self._move_to_shared_start()
         self.steps = 0
         return self._observation()
+
+    def _move_to_shared_start(self) -> np.ndarray:
+        """Set the object's joint to the pair's shared start; the observation as Meta-World's reset makes it."""
+        env = self._env
+        env.data.qpos[_SHARED_JOINT_QPOS] = SHARED_STARTS[self.task_name]
+        env.data.qvel[_SHARED_JOINT_QPOS] = 0.0
+        mujoco.mj_forward(env.model, env.data)
+        obs = env._get_obs()
+        env._prev_obs = obs[:18].copy()  # no previous frame at the start: reset repeats the current one
+        obs[18:36] = env._prev_obs
+        return obs
 
     def step(self, action: np.ndarray) -> tuple[Observation, bool, bool]:
         """Apply a ``[4]`` action in ``[-1, 1]`` (clipped); returns (observation, success, done)."""
