@@ -16,7 +16,7 @@ from vid2robot.policy.policy_output import Vid2RobotOutput
 class TaskIdConfig(Vid2RobotConfig):
     """Vid2Robot sizes plus the number of task ids; the prompt is a task index ``[0, num_tasks)``."""
 
-    num_tasks: int = 10
+    num_tasks: int = 50  # every Meta-World v3 task index (MT10 are 0-9); a small table either way
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -49,7 +49,10 @@ class TaskIdPolicy(Vid2RobotPolicy):
             raise ValueError(f"TaskIdPolicy prompts are int64 task indices [B], got {got}")
         n = self.config.num_tasks
         if prompt.numel() and (prompt.min() < 0 or prompt.max() >= n):
-            raise ValueError(f"task indices must lie in [0, {n}), got {prompt.tolist()}")
+            raise ValueError(
+                f"task indices must lie in [0, num_tasks={n}), got {sorted(set(prompt.tolist()))}; raise "
+                f"num_tasks above the largest index (training CLI: module.policy_config.num_tasks=...)"
+            )
         return self.task_embedding(prompt).view(prompt.shape[0], self.config.prompt_latents, -1)
 
     def _check_single_prompt(self, prompt: torch.Tensor | int) -> torch.Tensor:
