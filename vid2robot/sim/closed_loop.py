@@ -23,7 +23,7 @@ from tqdm import tqdm
 from vid2robot.data.episode_dataset import EpisodeDataset
 from vid2robot.policy.frame_sampling import sample_prompt_frames
 from vid2robot.policy.preprocess import frames_to_tensor
-from vid2robot.sim.expert_data import EVAL_PURPOSE, episode_seed
+from vid2robot.sim.expert_data import EVAL_PURPOSE, episode_seed, recorded_scene
 from vid2robot.sim.metaworld_env import MAX_PATH_LENGTH, MetaWorldEnv, check_task, task_index
 from vid2robot.sim.rollout_video import side_by_side, write_side_by_side
 
@@ -148,8 +148,7 @@ def evaluate_closed_loop(
     prompts = {task: prompt_source.episodes(task) for task in tasks}  # fail early on a missing task
     dataset = prompt_source.dataset
     assert isinstance(dataset, EpisodeDataset)
-    # The scenes as the prompt data recorded them (goal markers, shared starts); older datasets: defaults.
-    scene = dict(dataset.info.extra.get("scene", {}))
+    scene = recorded_scene(dataset.info)  # goal markers and shared starts as the prompt data had them
     results: dict[str, dict] = {}
     bar = tqdm(total=len(tasks) * episodes_per_task, desc="closed loop", unit="ep", disable=not progress)
     for task in tasks:

@@ -175,6 +175,11 @@ def scene_options(config: DatagenConfig) -> dict[str, bool]:
     return {"hide_goal": config.hide_goal, "shared_start": config.shared_start}
 
 
+def recorded_scene(info: DatasetInfo) -> dict[str, bool]:
+    """The ``scene_options`` a dataset was generated with (datasets from before they were stored: defaults)."""
+    return dict(info.extra.get("scene", {}))
+
+
 def dataset_info(config: DatagenConfig) -> DatasetInfo:
     return DatasetInfo(
         fps=CONTROL_FPS,
