@@ -41,6 +41,17 @@ def test_horizon_shorter_videos_and_robot_trajectory(tiny_config) -> None:
     assert out.prompt_frame_embeddings.shape[1] == 3 and out.robot_frame_embeddings.shape[1] == 4
 
 
+def test_single_state_frame_trains_without_the_alignment_term(tiny_config) -> None:
+    config = tiny_config(state_frames=1)
+    policy = Vid2RobotPolicy(config)
+    prompt, robot = _videos(config, 2)
+    out = policy(prompt, robot)
+    assert out.prompt_frame_embeddings is None and out.robot_frame_embeddings is None
+    terms = Vid2RobotLoss.from_config(config)(out, torch.rand(2, config.action_dim) * 2 - 1)
+    assert "tcc" not in terms and {"ce", "vvcl"} <= set(terms)
+    terms["loss"].backward()
+
+
 def test_paper_config_size() -> None:
     config = Vid2RobotConfig.paper()
     assert (config.image_size, config.prompt_frames, config.state_frames, config.prompt_latents) == (

@@ -125,10 +125,12 @@ class Vid2RobotPolicy(DeployablePolicy):
             check_same_batch(prompt_video=prompt_video, robot_trajectory=robot_trajectory)
             robot_frames = self.encode_frames(robot_trajectory)
         robot_tokens, _ = self.prompt_resampler(robot_frames)
+        # Cycle consistency needs two frames on each side: a one-frame state window has no alignment term.
+        aligned = robot_frames.shape[1] >= 2
         return Vid2RobotOutput(
             action_logits=logits,
-            prompt_frame_embeddings=self.frame_head(prompt_frames.mean(2)),
-            robot_frame_embeddings=self.frame_head(robot_frames.mean(2)),
+            prompt_frame_embeddings=self.frame_head(prompt_frames.mean(2)) if aligned else None,
+            robot_frame_embeddings=self.frame_head(robot_frames.mean(2)) if aligned else None,
             prompt_embedding=self.video_head(prompt_tokens.mean(1)),
             robot_embedding=self.video_head(robot_tokens.mean(1)),
             fusion_attention=fusion_weights,
