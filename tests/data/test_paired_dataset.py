@@ -39,6 +39,19 @@ def test_items_shapes_window_and_padding(tiny_dataset: Path) -> None:
     torch.testing.assert_close(end["actions"][2:], end["actions"][1:2].expand(3, 4))  # padded with the last
 
 
+def test_robot_trajectory_is_the_items_own_episode(tiny_dataset: Path) -> None:
+    ds = PairedVideoDataset(
+        tiny_dataset, split="train", image_size=24, prompt_frames=4, augment=False, robot_trajectory_frames=3
+    )
+    item = ds[ds.items.index((0, 5))]
+    # The robot camera of episode 0 (12 frames) over its whole length, whatever the timestep.
+    assert item["robot_trajectory"].shape == (3, 3, 24, 24)
+    assert_levels(item["robot_trajectory"], [robot_level(t) for t in (0, 6, 11)])
+    assert "robot_trajectory" not in PairedVideoDataset(tiny_dataset, split="train", image_size=24)[0]
+    with pytest.raises(ValueError, match="k must be >= 2"):
+        PairedVideoDataset(tiny_dataset, split="train", robot_trajectory_frames=1)
+
+
 def test_same_episode_prompt_and_robot_camera(tiny_dataset: Path) -> None:
     ds = PairedVideoDataset(
         tiny_dataset, split="val", image_size=32, prompt_frames=2, prompt_camera="robot", prompt_source="same"

@@ -89,6 +89,12 @@ def test_train_writes_checkpoint_logs_and_config_and_the_policy_loads(
     assert type(policy).__name__ == "Vid2RobotPolicy" and policy.config.image_size == IMAGE_SIZE
 
 
+def test_alignment_losses_train_on_the_robot_episode(training_dataset: Path, tmp_path: Path) -> None:
+    config = compose_policy_config(training_dataset, "trainer.max_steps=6", "data.robot_trajectory_frames=4")
+    metrics = run(config, tmp_path)
+    assert {"train/tcc", "train/vvcl", "val/tcc"} <= set(metrics)
+
+
 def test_resume_after_interruption_is_exact(training_dataset: Path, tmp_path: Path) -> None:
     # 24 training items / batch 4 = 6 steps per epoch: stopping at step 3 interrupts mid-epoch, and the
     # resumed run then crosses an epoch boundary.

@@ -4,7 +4,9 @@ Each item is one robot timestep ``t``: the robot camera's last ``state_frames`` 
 repeating frame 0, the window ``select_action`` builds online), the actions ``t .. t+horizon-1`` (padded with
 the last action), and a prompt video of the same task - from another episode by default (the paper pairs
 different episodes, e.g. a human video with a robot episode) - subsampled to ``prompt_frames`` frames with the
-first and last kept. Shuffling over all timesteps gives the paper's random ``t``.
+first and last kept. Shuffling over all timesteps gives the paper's random ``t``. With
+``robot_trajectory_frames`` an item also carries the robot episode itself, subsampled like a prompt: the robot
+video that the alignment losses (TCC, video-video contrastive) compare with the prompt.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ class PairedVideoDataset(Dataset):
     ``[Ts, 3, S, S]``, ``actions`` float ``[horizon, action_dim]``, ``action_is_pad`` bool ``[horizon]``,
     ``task_index`` int, ``task`` str (task text), ``episode_index``, ``prompt_episode_index``, ``prompt_camera``,
     ``timestep``. With several ``prompt_camera`` names each item draws one (mixed robot-robot and
-    demonstrator-robot pairs).
+    demonstrator-robot pairs). With ``robot_trajectory_frames > 0`` also ``robot_trajectory`` float
+    ``[Tr, 3, S, S]``: the item's own robot episode, first and last frames kept.
 
     Randomness (prompt episode, augmentation) comes from ``seed``, the item index and, when augmenting, the
     process's torch seed (which Lightning sets per worker and epoch): runs repeat given the seeds, epochs and
@@ -86,6 +89,7 @@ class PairedVideoDataset(Dataset):
         seed: int = 0,
         prompt_cache_size: int = 256,
         robot_cache_mb: float = 0.0,
+        robot_trajectory_frames: int = 0,
     ) -> None:
         self.episodes = root if isinstance(root, EpisodeDataset) else EpisodeDataset(root)
         cameras = self.episodes.info.cameras
@@ -103,6 +107,9 @@ class PairedVideoDataset(Dataset):
             raise ValueError(f"horizon must be >= 1, got {horizon}")
         sample_prompt_frames(1, prompt_frames)  # validates prompt_frames
         state_window_indices(0, state_frames)  # validates state_frames
+        if robot_trajectory_frames:
+            sample_prompt_frames(1, robot_trajectory_frames)  # validates robot_trajectory_frames
+        self.robot_trajectory_frames = robot_trajectory_frames
         self.split, self.image_size = split, image_size
         self.prompt_frames, self.state_frames, self.horizon = prompt_frames, state_frames, horizon
         self.prompt_cameras = prompt_cameras
@@ -193,7 +200,7 @@ class PairedVideoDataset(Dataset):
         robot_raw = self._robot_frames(episode_index, state_window_indices(t, self.state_frames))
         steps = np.arange(t, t + self.horizon)
         actions = episode.actions[np.minimum(steps, episode.length - 1)]
-        return {
+        item = {
             "prompt_video": self._video(prompt_raw, rng),
             "robot_video": self._video(robot_raw, rng),
             "actions": torch.from_numpy(np.ascontiguousarray(actions, np.float32)),
@@ -205,3 +212,7 @@ class PairedVideoDataset(Dataset):
             "prompt_camera": camera,
             "timestep": t,
         }
+        if self.robot_trajectory_frames:
+            indices = sample_prompt_frames(episode.length, self.robot_trajectory_frames)
+            item["robot_trajectory"] = self._video(self._robot_frames(episode_index, indices), rng)
+        return item

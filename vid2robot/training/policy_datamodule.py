@@ -35,6 +35,7 @@ class PolicyDataModule(L.LightningDataModule):
         max_val_items: int = 256,
         seed: int = 0,
         robot_cache_mb: float = 512.0,
+        robot_trajectory_frames: int = 0,
     ) -> None:
         super().__init__()
         if batch_size < 1 or num_workers < 0 or max_val_items < 1:
@@ -64,6 +65,7 @@ class PolicyDataModule(L.LightningDataModule):
             prompt_source=h.prompt_source,
             seed=h.seed,
             robot_cache_mb=h.robot_cache_mb,
+            robot_trajectory_frames=h.robot_trajectory_frames,
         )
 
     def setup(self, stage: str | None = None) -> None:
