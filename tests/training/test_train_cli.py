@@ -90,9 +90,13 @@ def test_train_writes_checkpoint_logs_and_config_and_the_policy_loads(
 
 
 def test_alignment_losses_train_on_the_robot_episode(training_dataset: Path, tmp_path: Path) -> None:
-    config = compose_policy_config(training_dataset, "trainer.max_steps=6", "data.robot_trajectory_frames=4")
+    config = compose_policy_config(training_dataset, "trainer.max_steps=6")
+    assert config.data.robot_trajectory_frames == config.module.policy_config.prompt_frames == 4
     metrics = run(config, tmp_path)
     assert {"train/tcc", "train/vvcl", "val/tcc"} <= set(metrics)
+    with initialize_config_module("vid2robot.conf", version_base="1.3"):
+        for baseline in ("bcz", "task_oracle", "blank_prompt"):  # no alignment losses, no trajectory to load
+            assert compose("train", overrides=[f"task={baseline}"]).data.robot_trajectory_frames == 0
 
 
 def test_resume_after_interruption_is_exact(training_dataset: Path, tmp_path: Path) -> None:
