@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from vid2robot.policy.deployment import DeployablePolicy
-from vid2robot.policy.frame_encoders import _Normalize
+from vid2robot.policy.film_resnet import FiLMResNet
 from vid2robot.policy.policy_output import Vid2RobotOutput
 from vid2robot.policy.validation import check_same_batch, check_video
 
@@ -78,59 +78,6 @@ class BCZConfig:
         return cls(**values)
 
 
-class _FiLMBlock(nn.Module):
-    """ResNet basic block (two 3x3 convs, GroupNorm) with FiLM before the residual sum when conditioned."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int, cond_dim: int | None) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.norm1 = nn.GroupNorm(8, c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.norm2 = nn.GroupNorm(8, c_out)
-        self.act = nn.ReLU()
-        self.shortcut = (
-            nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.GroupNorm(8, c_out))
-            if stride != 1 or c_in != c_out
-            else nn.Identity()
-        )
-        self.film = nn.Linear(cond_dim, 2 * c_out) if cond_dim else None
-        if self.film is not None:  # start as the identity modulation
-            nn.init.zeros_(self.film.weight)
-            nn.init.zeros_(self.film.bias)
-
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.norm2(self.conv2(self.act(self.norm1(self.conv1(x)))))
-        if self.film is not None:
-            gamma, beta = self.film(cond)[:, :, None, None].chunk(2, dim=1)
-            h = h * (1 + gamma) + beta
-        return self.act(h + self.shortcut(x))
-
-
-class _ResNet(nn.Module):
-    """ResNet-18 layout (stem, 4 stages of basic blocks), optionally FiLM-conditioned; returns pooled features."""
-
-    def __init__(self, config: BCZConfig, cond_dim: int | None) -> None:
-        super().__init__()
-        stem = config.widths[0]
-        self.stem = nn.Sequential(
-            _Normalize(), nn.Conv2d(3, stem, 7, 2, 3, bias=False), nn.GroupNorm(8, stem), nn.ReLU(),
-            nn.MaxPool2d(3, 2, 1),
-        )  # fmt: skip
-        blocks, c_in = [], stem
-        for stage, (width, count) in enumerate(zip(config.widths, config.blocks_per_stage, strict=True)):
-            for i in range(count):
-                blocks.append(_FiLMBlock(c_in, width, 2 if i == 0 and stage > 0 else 1, cond_dim))
-                c_in = width
-        self.blocks = nn.ModuleList(blocks)
-        self.out_dim = c_in
-
-    def forward(self, images: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.stem(images)
-        for block in self.blocks:
-            x = block(x, cond)
-        return x.mean(dim=(2, 3))
-
-
 class BCZPolicy(DeployablePolicy):
     """Prompt video -> per-frame ResNet features, mean over time -> embedding ``e``; current robot frame ->
     FiLM(e)-ResNet -> MLP -> ``[B, horizon, action_dim, bins]`` logits."""
@@ -140,9 +87,9 @@ class BCZPolicy(DeployablePolicy):
     def __init__(self, config: BCZConfig | None = None) -> None:
         config = config or BCZConfig()
         super().__init__(config)
-        self.prompt_encoder = _ResNet(config, cond_dim=None)
+        self.prompt_encoder = FiLMResNet(config.widths, config.blocks_per_stage)
         self.prompt_proj = nn.Linear(self.prompt_encoder.out_dim, config.embed_dim)
-        self.state_encoder = _ResNet(config, cond_dim=config.embed_dim)
+        self.state_encoder = FiLMResNet(config.widths, config.blocks_per_stage, cond_dim=config.embed_dim)
         self.head = nn.Sequential(
             nn.Linear(self.state_encoder.out_dim, config.hidden_dim),
             nn.ReLU(),
@@ -154,7 +101,7 @@ class BCZPolicy(DeployablePolicy):
         """Prompt video ``[B, Tp, 3, S, S]`` -> embedding ``[B, embed_dim]``."""
         check_video("prompt_video", prompt, self.config.image_size, self.config.prompt_frames)
         b, t = prompt.shape[:2]
-        features = self.prompt_encoder(prompt.flatten(0, 1)).view(b, t, -1).mean(1)
+        features = self.prompt_encoder(prompt.flatten(0, 1)).mean(dim=(2, 3)).view(b, t, -1).mean(1)
         return self.prompt_proj(features)
 
     def _check_single_prompt(self, prompt: torch.Tensor | int) -> torch.Tensor:
@@ -166,7 +113,7 @@ class BCZPolicy(DeployablePolicy):
     def action_logits(self, prompt_encoding: torch.Tensor, robot_video: torch.Tensor) -> torch.Tensor:
         check_video("robot_video", robot_video, self.config.image_size, self.config.state_frames)
         check_same_batch(prompt=prompt_encoding, robot_video=robot_video)
-        features = self.state_encoder(robot_video[:, -1], prompt_encoding)
+        features = self.state_encoder(robot_video[:, -1], prompt_encoding).mean(dim=(2, 3))
         c = self.config
         return self.head(features).view(-1, c.horizon, c.action_dim, c.action_bins)
 

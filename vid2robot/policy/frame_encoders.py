@@ -9,20 +9,8 @@ import torch
 from torch import nn
 
 from vid2robot.policy.configuration_vid2robot import Vid2RobotConfig
-
-# ImageNet statistics: inputs arrive in [0, 1] and every backbone here expects standardised pixels.
-_MEAN = (0.485, 0.456, 0.406)
-_STD = (0.229, 0.224, 0.225)
-
-
-class _Normalize(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+from vid2robot.policy.film_resnet import FiLMResNet
+from vid2robot.policy.preprocess import ImageNetNormalize
 
 
 def _conv_block(c_in: int, c_out: int, kernel: int, stride: int) -> list[nn.Module]:
@@ -39,7 +27,7 @@ class ConvFrameEncoder(nn.Module):
         if image_size % 16:
             raise ValueError(f"convnet frame encoder needs image_size divisible by 16, got {image_size}")
         self.body = nn.Sequential(
-            _Normalize(),
+            ImageNetNormalize(),
             *_conv_block(3, width, 4, 4),
             *_conv_block(width, width, 3, 1),
             *_conv_block(width, 2 * width, 3, 2),
@@ -51,13 +39,29 @@ class ConvFrameEncoder(nn.Module):
         return self.body(images).flatten(2).transpose(1, 2) + self.pos_embed
 
 
+class ResNetFrameEncoder(nn.Module):
+    """BC-Z's ResNet trunk (``film_resnet.FiLMResNet``, unconditioned) read as tokens: the last feature map,
+    one token per cell at stride ``4 * 2**(stages - 1)`` (16 for three stages), projected to ``d_model``."""
+
+    def __init__(self, config: Vid2RobotConfig) -> None:
+        super().__init__()
+        self.trunk = FiLMResNet(config.resnet_widths, (config.resnet_blocks,) * len(config.resnet_widths))
+        self.proj = nn.Linear(self.trunk.out_dim, config.d_model)
+        self.pos_embed = nn.Parameter(
+            torch.randn((config.image_size // self.trunk.stride) ** 2, config.d_model) * 0.02
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.trunk(images).flatten(2).transpose(1, 2)) + self.pos_embed
+
+
 class ViTFrameEncoder(nn.Module):
     """ViT (Dosovitskiy et al. 2021): patchify, learned position embedding, pre-norm encoder layers."""
 
     def __init__(self, config: Vid2RobotConfig) -> None:
         super().__init__()
         width, patches = config.encoder_dim, (config.image_size // config.patch_size) ** 2
-        self.normalize = _Normalize()
+        self.normalize = ImageNetNormalize()
         self.patch_embed = nn.Conv2d(3, width, config.patch_size, stride=config.patch_size)
         self.pos_embed = nn.Parameter(torch.randn(patches, width) * 0.02)
         layer = nn.TransformerEncoderLayer(
@@ -95,7 +99,7 @@ class BiFormerFrameEncoder(nn.Module):
             ) from err
         if image_size % 32:
             raise ValueError(f"frame_encoder='biformer' needs image_size divisible by 32, got {image_size}")
-        self.normalize = _Normalize()
+        self.normalize = ImageNetNormalize()
         self.backbone = biformer_tiny(num_classes=0)
         self.proj = nn.Linear(self.backbone.num_features, d_model)
 
@@ -108,6 +112,8 @@ def build_frame_encoder(config: Vid2RobotConfig) -> nn.Module:
     """The frame encoder named by ``config.frame_encoder``."""
     if config.frame_encoder == "convnet":
         return ConvFrameEncoder(config.image_size, config.d_model)
+    if config.frame_encoder == "resnet":
+        return ResNetFrameEncoder(config)
     if config.frame_encoder == "vit":
         return ViTFrameEncoder(config)
     if config.frame_encoder == "biformer":

@@ -1,10 +1,16 @@
-"""The one conversion from raw RGB uint8 frames to model input (used by training, evaluator and ROS node)."""
+"""The one conversion from raw RGB uint8 frames to model input (used by training, evaluator and ROS node),
+and the standardisation every image backbone applies first."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import torch
+from torch import nn
+
+# ImageNet statistics: inputs arrive in [0, 1] and every image backbone here expects standardised pixels.
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
 
 
 def frames_to_tensor(frames: np.ndarray, image_size: int) -> torch.Tensor:
@@ -32,3 +38,15 @@ def frames_to_tensor(frames: np.ndarray, image_size: int) -> torch.Tensor:
         flat = resized
     tensor = torch.from_numpy(np.ascontiguousarray(flat)).permute(0, 3, 1, 2).float().div_(255.0)
     return tensor.reshape(*lead, 3, image_size, image_size)
+
+
+class ImageNetNormalize(nn.Module):
+    """``[B, 3, S, S]`` in ``[0, 1]`` -> standardised with ImageNet mean and std (no state-dict entries)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
