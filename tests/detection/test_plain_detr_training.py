@@ -14,13 +14,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from detection.plain_detr import Detector
-from vid2robot.cli.train import register_schemas, run
+from vid2robot.cli.train import register_configs, run
 
 EPOCHS = 40
 
 
 def compose_detection(root: Path, *overrides: str) -> DictConfig:
-    register_schemas()
+    register_configs()
     with initialize_config_module("vid2robot.conf", version_base="1.3"):
         return compose(
             "train",

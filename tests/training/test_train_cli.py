@@ -13,9 +13,9 @@ import torch
 from hydra import compose, initialize_config_module
 from hydra.errors import InstantiationException
 from lightning.pytorch.callbacks import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from vid2robot.cli.train import register_schemas, run
+from vid2robot.cli.train import register_configs, run
 from vid2robot.policy import load_policy
 
 IMAGE_SIZE = 32
@@ -46,7 +46,7 @@ TINY_POLICY = [
 
 
 def compose_policy_config(dataset: Path, *overrides: str) -> DictConfig:
-    register_schemas()
+    register_configs()
     with initialize_config_module("vid2robot.conf", version_base="1.3"):
         return compose(
             "train", overrides=[f"data.root={dataset}", *TINY_POLICY, "trainer.devices=1", *overrides]
@@ -94,6 +94,10 @@ def test_alignment_losses_train_on_the_robot_episode(training_dataset: Path, tmp
     assert config.data.robot_trajectory_frames == config.module.policy_config.prompt_frames == 4
     metrics = run(config, tmp_path)
     assert {"train/tcc", "train/vvcl", "val/tcc"} <= set(metrics)
+    saved = OmegaConf.load(tmp_path / "config.yaml")  # resolved: what this run used
+    assert saved.data.robot_trajectory_frames == 4
+    action_only = ("module.policy_config.tcc_weight=0", "module.policy_config.vvcl_weight=0")
+    assert compose_policy_config(training_dataset, *action_only).data.robot_trajectory_frames == 0
     with initialize_config_module("vid2robot.conf", version_base="1.3"):
         for baseline in ("bcz", "task_oracle", "blank_prompt"):  # no alignment losses, no trajectory to load
             assert compose("train", overrides=[f"task={baseline}"]).data.robot_trajectory_frames == 0

@@ -20,7 +20,7 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
-from vid2robot.conf.schemas import register_schemas
+from vid2robot.conf.schemas import register_configs
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def run(cfg: DictConfig, run_dir: Path, extra_callbacks: Sequence[Callback] = ()
             raise ValueError(f"the task config must define `{key}` with a _target_ (got task without it)")
     check_trainer_config(cfg.trainer)
     run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml")
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)  # the values this run used
     L.seed_everything(cfg.seed, workers=True)
     module = instantiate(cfg.module, _convert_="all")
     data = instantiate(cfg.data, _convert_="all")
@@ -112,7 +112,7 @@ def run(cfg: DictConfig, run_dir: Path, extra_callbacks: Sequence[Callback] = ()
     return metrics
 
 
-register_schemas()
+register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
