@@ -13,7 +13,7 @@ import pytest
 from sim_fixtures import SIM_TASKS, small_config
 
 from vid2robot.data.episode_dataset import EpisodeDataset
-from vid2robot.data.video_io import read_frames
+from vid2robot.data.video_io import read_frames, write_video
 from vid2robot.sim.expert_data import DatagenConfig, episode_seed
 
 
@@ -55,6 +55,29 @@ def test_recorded_episode_replays_in_the_simulator(expert_dataset: tuple[Path, d
     assert flags.index(True) == episode.length - 3
 
 
+def assert_same_pictures(ours: Path, theirs: Path) -> None:
+    """Identical bytes, or else the same frames up to codec noise (mean |diff| < 0.5 grey levels): a few
+    encoded bytes have differed twice in loaded full-suite runs (cause unknown, docs/simulation.md)."""
+    if ours.read_bytes() == theirs.read_bytes():
+        return
+    a, b = read_frames(ours), read_frames(theirs)
+    assert a.shape == b.shape, f"{ours}: {a.shape} frames vs {b.shape}"
+    difference = np.abs(a.astype(np.int16) - b).mean()
+    assert difference < 0.5, f"{ours}: frames differ by {difference:.2f} grey levels on average"
+
+
+def test_same_pictures_tolerates_codec_noise_only(tmp_path: Path) -> None:
+    frames = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    frames = np.repeat(np.repeat(frames[:, ::4, ::4], 4, 1), 4, 2)  # blocky, so the codec keeps it well
+    write_video(tmp_path / "a.mp4", frames, fps=10, crf=0, pix_fmt="yuv444p")
+    write_video(tmp_path / "b.mp4", frames, fps=10, crf=1, pix_fmt="yuv444p")
+    assert (tmp_path / "a.mp4").read_bytes() != (tmp_path / "b.mp4").read_bytes()
+    assert_same_pictures(tmp_path / "a.mp4", tmp_path / "b.mp4")
+    write_video(tmp_path / "c.mp4", frames[::-1].copy(), fps=10, crf=0, pix_fmt="yuv444p")
+    with pytest.raises(AssertionError, match="grey levels"):
+        assert_same_pictures(tmp_path / "a.mp4", tmp_path / "c.mp4")
+
+
 @pytest.mark.slow
 def test_cli_with_workers_matches_in_process_run(expert_dataset: tuple[Path, dict], tmp_path: Path) -> None:
     """Same seed -> identical parquet bytes and identical decoded frames, for 2 worker processes vs none."""
@@ -71,12 +94,7 @@ def test_cli_with_workers_matches_in_process_run(expert_dataset: tuple[Path, dic
     for rel in ["meta/episodes.parquet", *(p.relative_to(root) for p in (root / "data").rglob("*.parquet"))]:
         assert (out / rel).read_bytes() == (root / rel).read_bytes(), rel
     for rel in (p.relative_to(root) for p in (root / "videos").rglob("*.mp4")):
-        if (out / rel).read_bytes() != (root / rel).read_bytes():
-            # Seen twice in loaded full-suite runs (cause unknown, docs/simulation.md): a few encoded bytes
-            # differ. The pictures must still be the same up to codec noise.
-            ours, theirs = read_frames(out / rel), read_frames(root / rel)
-            assert ours.shape == theirs.shape, rel
-            assert np.abs(ours.astype(np.int16) - theirs).mean() < 0.5, rel
+        assert_same_pictures(out / rel, root / rel)
     assert pq.read_table(out / "meta" / "episodes.parquet").num_rows == 6
 
 
