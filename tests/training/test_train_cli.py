@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_module
 from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -147,6 +149,20 @@ def test_console_script_help_lists_the_task_group() -> None:
 def test_bad_config_value_fails_before_training(training_dataset: Path, tmp_path: Path) -> None:
     with pytest.raises(InstantiationException, match="d_model=32 is not divisible by num_heads=3"):
         run(compose_policy_config(training_dataset, "module.policy_config.num_heads=3"), tmp_path)
+
+
+def test_augmentation_is_configured_from_the_cli(training_dataset: Path, tmp_path: Path) -> None:
+    no_crop = ("data.augmentation.crop_scale=[1.0,1.0]", "data.augmentation.crop_ratio=[1.0,1.0]")
+    data = instantiate(compose_policy_config(training_dataset, *no_crop).data, _convert_="all")
+    data.setup()
+    augmentation = data.train_set.augmentation
+    assert augmentation.crop_scale == augmentation.crop_ratio == (1.0, 1.0) and augmentation.brightness == 0.2
+    box = augmentation.sample_crop(np.random.default_rng(0), IMAGE_SIZE, IMAGE_SIZE)
+    assert (box.height, box.width) == (IMAGE_SIZE, IMAGE_SIZE)
+    with pytest.raises(InstantiationException, match=r"crop_scale must satisfy"):
+        run(compose_policy_config(training_dataset, "data.augmentation.crop_scale=[0.9,0.5]"), tmp_path)
+    with pytest.raises(InstantiationException, match=r"unknown data.augmentation keys \['hue'\]"):
+        run(compose_policy_config(training_dataset, "+data.augmentation.hue=0.1"), tmp_path)
 
 
 def test_fsdp_with_norm_clipping_is_refused_with_the_fix(training_dataset: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +10,18 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader, Subset
 
+from vid2robot.data.augment import VideoAugmentation
 from vid2robot.data.paired_dataset import PairedVideoDataset
 from vid2robot.training.resumable_loader import ResumableDataLoader, ResumableRandomSampler
+
+
+def _augmentation(values: dict[str, Any]) -> VideoAugmentation:
+    """``VideoAugmentation`` from config values (lists become the tuples it expects); unknown keys are named."""
+    known = {f.name for f in dataclasses.fields(VideoAugmentation)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown data.augmentation keys {unknown}; expected a subset of {sorted(known)}")
+    return VideoAugmentation(**{k: tuple(v) if isinstance(v, list | tuple) else v for k, v in values.items()})
 
 
 class PolicyDataModule(L.LightningDataModule):
@@ -36,6 +47,7 @@ class PolicyDataModule(L.LightningDataModule):
         seed: int = 0,
         robot_cache_mb: float = 512.0,
         robot_trajectory_frames: int = 0,
+        augmentation: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1 or num_workers < 0 or max_val_items < 1:
@@ -47,6 +59,7 @@ class PolicyDataModule(L.LightningDataModule):
             raise FileNotFoundError(
                 f"{root} is not an episode dataset (no meta/info.json); generate one with vid2robot-datagen"
             )
+        self.augmentation = _augmentation(augmentation or {})
         self.save_hyperparameters()
         self.train_set: PairedVideoDataset | None = None
         self.val_set: Subset | None = None
@@ -66,6 +79,7 @@ class PolicyDataModule(L.LightningDataModule):
             seed=h.seed,
             robot_cache_mb=h.robot_cache_mb,
             robot_trajectory_frames=h.robot_trajectory_frames,
+            augmentation=self.augmentation,
         )
 
     def setup(self, stage: str | None = None) -> None:
