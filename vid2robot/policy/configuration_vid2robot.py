@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-FRAME_ENCODERS = ("convnet", "resnet", "vit", "biformer")
+FRAME_ENCODERS = ("convnet", "vit", "biformer")
 
 
 def _check_positive(name: str, value: int | float) -> None:
@@ -28,15 +28,7 @@ class Vid2RobotConfig:
     action_dim: int = 4
     action_bins: int = 256  # paper: 256 bins per action dimension
     horizon: int = 1  # action chunk length predicted per step
-    frame_encoder: str = (
-        "convnet"  # "convnet" (small CPU) | "resnet" | "vit" | "biformer" (detection's BiFormer-T)
-    )
-    resnet_widths: tuple[int, ...] = (
-        32,
-        64,
-        128,
-    )  # ResNet only: one stage per width, tokens at stride 4*2^(n-1)
-    resnet_blocks: int = 1  # ResNet only: basic blocks per stage
+    frame_encoder: str = "convnet"  # "convnet" (small CPU) | "vit" | "biformer" (detection.biformer_tiny)
     patch_size: int = 16  # ViT only
     encoder_dim: int = 128  # ViT width (ignored by convnet, whose output is d_model)
     encoder_depth: int = 2  # ViT layers
@@ -58,7 +50,6 @@ class Vid2RobotConfig:
     vtcl_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        self.resnet_widths = tuple(int(w) for w in self.resnet_widths)  # JSON and Hydra hand back lists
         for name in (
             "image_size",
             "state_frames",
@@ -68,7 +59,6 @@ class Vid2RobotConfig:
             "encoder_dim",
             "encoder_depth",
             "encoder_heads",
-            "resnet_blocks",
             "d_model",
             "num_heads",
             "prompt_latents",
@@ -98,17 +88,6 @@ class Vid2RobotConfig:
             raise ValueError(
                 f"frame_encoder='biformer' needs image_size divisible by 32, got {self.image_size}"
             )
-        if self.frame_encoder == "resnet":
-            stride = 4 * 2 ** (len(self.resnet_widths) - 1)
-            if not self.resnet_widths or any(w < 8 or w % 8 for w in self.resnet_widths):
-                raise ValueError(
-                    f"resnet_widths must be multiples of 8 (GroupNorm), got {self.resnet_widths}"
-                )
-            if self.image_size % stride:
-                raise ValueError(
-                    f"frame_encoder='resnet' with {len(self.resnet_widths)} stages has stride {stride}: "
-                    f"image_size must be divisible by it, got {self.image_size}"
-                )
         if self.frame_encoder == "vit":
             if self.encoder_dim % self.encoder_heads:
                 raise ValueError(
@@ -153,8 +132,7 @@ class Vid2RobotConfig:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Vid2RobotConfig:

@@ -1,7 +1,7 @@
 """ResNet-18 layout (He et al. 2016) whose blocks can be FiLM-conditioned (Perez et al. 2018).
 
-BC-Z conditions every block on its prompt embedding; Vid2Robot's ``frame_encoder="resnet"`` uses the same trunk
-unconditioned and reads its last feature map as tokens.
+BC-Z encodes its prompt frames with it unconditioned and its robot frame with every block conditioned on the
+prompt embedding.
 """
 
 from __future__ import annotations
@@ -61,7 +61,6 @@ class FiLMResNet(nn.Module):
                 c_in = width
         self.blocks = nn.ModuleList(blocks)
         self.out_dim = c_in
-        self.stride = 4 * 2 ** (len(widths) - 1)
 
     def forward(self, images: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         x = self.stem(images)

@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from vid2robot.policy.configuration_vid2robot import Vid2RobotConfig
-from vid2robot.policy.film_resnet import FiLMResNet
 from vid2robot.policy.preprocess import ImageNetNormalize
 
 
@@ -37,22 +36,6 @@ class ConvFrameEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.body(images).flatten(2).transpose(1, 2) + self.pos_embed
-
-
-class ResNetFrameEncoder(nn.Module):
-    """BC-Z's ResNet trunk (``film_resnet.FiLMResNet``, unconditioned) read as tokens: the last feature map,
-    one token per cell at stride ``4 * 2**(stages - 1)`` (16 for three stages), projected to ``d_model``."""
-
-    def __init__(self, config: Vid2RobotConfig) -> None:
-        super().__init__()
-        self.trunk = FiLMResNet(config.resnet_widths, (config.resnet_blocks,) * len(config.resnet_widths))
-        self.proj = nn.Linear(self.trunk.out_dim, config.d_model)
-        self.pos_embed = nn.Parameter(
-            torch.randn((config.image_size // self.trunk.stride) ** 2, config.d_model) * 0.02
-        )
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.trunk(images).flatten(2).transpose(1, 2)) + self.pos_embed
 
 
 class ViTFrameEncoder(nn.Module):
@@ -112,8 +95,6 @@ def build_frame_encoder(config: Vid2RobotConfig) -> nn.Module:
     """The frame encoder named by ``config.frame_encoder``."""
     if config.frame_encoder == "convnet":
         return ConvFrameEncoder(config.image_size, config.d_model)
-    if config.frame_encoder == "resnet":
-        return ResNetFrameEncoder(config)
     if config.frame_encoder == "vit":
         return ViTFrameEncoder(config)
     if config.frame_encoder == "biformer":
