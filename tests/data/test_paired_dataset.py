@@ -10,6 +10,7 @@ import torch
 from episode_fixtures import LENGTHS, assert_levels, demo_level, robot_level
 from torch.utils.data import DataLoader
 
+from vid2robot.data.augment import VideoAugmentation
 from vid2robot.data.paired_dataset import FrameCache, PairedVideoDataset
 
 
@@ -62,7 +63,10 @@ def test_same_episode_prompt_and_robot_camera(tiny_dataset: Path) -> None:
 
 
 def test_augmentation_is_per_video_and_train_only(tiny_dataset: Path) -> None:
-    train = PairedVideoDataset(tiny_dataset, split="train", image_size=32, state_frames=4, seed=3)
+    paper = VideoAugmentation.paper()
+    train = PairedVideoDataset(
+        tiny_dataset, split="train", image_size=32, state_frames=4, augmentation=paper, seed=3
+    )
     plain = PairedVideoDataset(
         tiny_dataset, split="train", image_size=32, state_frames=4, augment=False, seed=3
     )

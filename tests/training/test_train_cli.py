@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from vid2robot.cli.train import register_configs, run
+from vid2robot.data.augment import VideoAugmentation
 from vid2robot.policy import load_policy
 
 IMAGE_SIZE = 32
@@ -152,13 +153,20 @@ def test_bad_config_value_fails_before_training(training_dataset: Path, tmp_path
 
 
 def test_augmentation_is_configured_from_the_cli(training_dataset: Path, tmp_path: Path) -> None:
-    no_crop = ("data.augmentation.crop_scale=[1.0,1.0]", "data.augmentation.crop_ratio=[1.0,1.0]")
-    data = instantiate(compose_policy_config(training_dataset, *no_crop).data, _convert_="all")
-    data.setup()
-    augmentation = data.train_set.augmentation
-    assert augmentation.crop_scale == augmentation.crop_ratio == (1.0, 1.0) and augmentation.brightness == 0.2
-    box = augmentation.sample_crop(np.random.default_rng(0), IMAGE_SIZE, IMAGE_SIZE)
+    def train_augmentation(*overrides: str) -> VideoAugmentation:
+        data = instantiate(compose_policy_config(training_dataset, *overrides).data, _convert_="all")
+        data.setup()
+        return data.train_set.augmentation
+
+    default = train_augmentation()
+    assert default == VideoAugmentation()  # the CLI default is the library default: no crop, jitter 0.2
+    box = default.sample_crop(np.random.default_rng(0), IMAGE_SIZE, IMAGE_SIZE)
     assert (box.height, box.width) == (IMAGE_SIZE, IMAGE_SIZE)
+    paper = (
+        "data.augmentation.crop_scale=[0.8,1.0]",
+        "data.augmentation.crop_ratio=[0.9,1.1111111111111112]",
+    )
+    assert train_augmentation(*paper) == VideoAugmentation.paper()
     with pytest.raises(InstantiationException, match=r"crop_scale must satisfy"):
         run(compose_policy_config(training_dataset, "data.augmentation.crop_scale=[0.9,0.5]"), tmp_path)
     with pytest.raises(InstantiationException, match=r"unknown data.augmentation keys \['hue'\]"):
