@@ -43,7 +43,8 @@ class FiLMBlock(nn.Module):
 
 class FiLMResNet(nn.Module):
     """Stem (7x7 stride-2 conv, 3x3 stride-2 max-pool) then one stage of basic blocks per width, each stage
-    after the first halving the resolution: ``[B, 3, S, S]`` -> ``[B, widths[-1], S/stride, S/stride]``."""
+    after the first halving the resolution: ``[B, 3, S, S]`` -> ``[B, widths[-1], S / r, S / r]`` with
+    ``r = 2 ** (len(widths) + 1)`` (32 for the four stages of ResNet-18)."""
 
     def __init__(
         self, widths: tuple[int, ...], blocks_per_stage: tuple[int, ...], cond_dim: int | None = None
