@@ -173,6 +173,12 @@ def test_augmentation_is_configured_from_the_cli(training_dataset: Path, tmp_pat
         run(compose_policy_config(training_dataset, "+data.augmentation.hue=0.1"), tmp_path)
 
 
+def test_too_long_robot_trajectory_fails_before_training(training_dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"data.robot_trajectory_frames=5 exceeds the 4 frames"):
+        run(compose_policy_config(training_dataset, "data.robot_trajectory_frames=5"), tmp_path)
+    assert not list((tmp_path / "checkpoints").glob("*.ckpt"))
+
+
 def test_fsdp_with_norm_clipping_is_refused_with_the_fix(training_dataset: Path, tmp_path: Path) -> None:
     cfg = compose_policy_config(training_dataset, "trainer.strategy=fsdp")
     with pytest.raises(ValueError, match=r"trainer.gradient_clip_val=null"):

@@ -74,6 +74,18 @@ class PolicyModule(L.LightningModule):
             )
         return terms["loss"]
 
+    def setup(self, stage: str) -> None:
+        """Refuse, before any step, a robot trajectory longer than the policy has time embeddings for."""
+        data = getattr(self.trainer, "datamodule", None)
+        frames = getattr(data, "hparams", {}).get("robot_trajectory_frames", 0)
+        resampler = getattr(self.policy, "prompt_resampler", None)
+        if resampler is not None and frames > resampler.max_frames:
+            raise ValueError(
+                f"data.robot_trajectory_frames={frames} exceeds the {resampler.max_frames} frames this policy "
+                f"embeds (max of prompt_frames and state_frames); lower it or raise "
+                f"module.policy_config.prompt_frames"
+            )
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")
 
