@@ -1,4 +1,4 @@
-"""Video augmentations of Vid2Robot training: one random crop and one colour jitter per video.
+"""Video augmentations of Vid2Robot training: one colour jitter and, optionally, one random crop per video.
 
 Every frame of a video gets the same crop box and the same colour factors, so augmentation never
 invents motion between frames; the prompt and robot videos are augmented independently.
@@ -6,8 +6,10 @@ invents motion between frames; the prompt and robot videos are augmented indepen
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,6 +50,17 @@ class VideoAugmentation:
     def paper(cls) -> VideoAugmentation:
         """Crop 80-100% of the area at aspect 0.9-1/0.9, then the same colour jitter."""
         return cls(crop_scale=(0.8, 1.0), crop_ratio=(0.9, 1.0 / 0.9))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> VideoAugmentation:
+        """From config values (lists become the tuples it expects); unknown keys are named."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown data.augmentation keys {unknown}; expected a subset of {sorted(known)}"
+            )
+        return cls(**{k: tuple(v) if isinstance(v, list | tuple) else v for k, v in values.items()})
 
     def __post_init__(self) -> None:
         low, high = self.crop_scale

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +12,6 @@ from torch.utils.data import DataLoader, Subset
 from vid2robot.data.augment import VideoAugmentation
 from vid2robot.data.paired_dataset import PairedVideoDataset
 from vid2robot.training.resumable_loader import ResumableDataLoader, ResumableRandomSampler
-
-
-def _augmentation(values: dict[str, Any]) -> VideoAugmentation:
-    """``VideoAugmentation`` from config values (lists become the tuples it expects); unknown keys are named."""
-    known = {f.name for f in dataclasses.fields(VideoAugmentation)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown data.augmentation keys {unknown}; expected a subset of {sorted(known)}")
-    return VideoAugmentation(**{k: tuple(v) if isinstance(v, list | tuple) else v for k, v in values.items()})
 
 
 class PolicyDataModule(L.LightningDataModule):
@@ -59,7 +49,7 @@ class PolicyDataModule(L.LightningDataModule):
             raise FileNotFoundError(
                 f"{root} is not an episode dataset (no meta/info.json); generate one with vid2robot-datagen"
             )
-        self.augmentation = _augmentation(augmentation or {})
+        self.augmentation = VideoAugmentation.from_dict(augmentation or {})
         self.save_hyperparameters()
         self.train_set: PairedVideoDataset | None = None
         self.val_set: Subset | None = None
