@@ -26,6 +26,8 @@ import torch
 import yaml
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.publisher import Publisher
+from rclpy.subscription import Subscription
 
 from vid2robot.policy import Vid2RobotConfig, Vid2RobotPolicy, load_policy, save_policy
 
@@ -55,10 +57,16 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}")
 
 
-def wait_matched(publisher: Any, process: NodeProcess, timeout: float = 60.0) -> None:
-    """Wait until ``process`` subscribes to ``publisher``'s topic, then for the reverse match: DDS discovery is
-    asymmetric and a best-effort sample sent before the reader has matched the writer is dropped."""
-    wait_for(lambda: publisher.get_subscription_count() > 0 or not process.alive(), timeout, "the subscriber")
+def wait_matched(endpoint: Publisher | Subscription, process: NodeProcess, timeout: float = 60.0) -> None:
+    """Wait until ``process`` holds the other end of ``endpoint``'s topic, then for the reverse match: DDS
+    discovery is asymmetric and a sample sent before the reader has matched the writer is never delivered."""
+    if isinstance(endpoint, Publisher):
+        matched = endpoint.get_subscription_count
+    else:
+        matched = endpoint.get_publisher_count
+    wait_for(
+        lambda: matched() > 0 or not process.alive(), timeout, f"{process.name} on {endpoint.topic_name}"
+    )
     assert process.alive(), process.log()
     time.sleep(0.5)
 
@@ -67,6 +75,7 @@ class NodeProcess:
     """One node executable in its own process, parameters from a YAML file; stderr/stdout kept in a log."""
 
     def __init__(self, module: str, name: str, params: dict[str, Any], workdir: Path) -> None:
+        self.name = name
         self.log_path = workdir / f"{name}.log"
         params_file = workdir / f"{name}.yaml"
         params_file.write_text(yaml.safe_dump({name: {"ros__parameters": params}}))

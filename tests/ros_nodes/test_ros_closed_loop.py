@@ -4,6 +4,7 @@ step, and the same per-episode success and length."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import wait_for
+from conftest import wait_for, wait_matched
 from std_msgs.msg import Float32MultiArray
 
 from vid2robot.policy import load_policy
@@ -73,16 +74,19 @@ def test_ros_loop_matches_the_offline_evaluator_step_for_step(
         with lock:
             applied.append(list(msg.data))
 
-    ros.create_subscription(Float32MultiArray, "applied_action", on_action, 100)
-    policy = launch(
-        "ros_nodes.policy_node", "policy_node",
-        {"checkpoint": str(tiny_checkpoint), "prompt_video": str(prompt), "control_rate_hz": 100.0,
-         "image_timeout_s": 2.0, "max_linear_speed": SPEED},
-    )  # fmt: skip
+    subscription = ros.create_subscription(Float32MultiArray, "applied_action", on_action, 100)
+    # The simulator first: it steps only once the policy is up, so the recorder can match its publisher
+    # before the first action (a sample sent before DDS has matched the reader is never delivered to it).
     sim = launch(
         "ros_nodes.sim_robot_node", "sim_robot_node",
         {"task": TASK, "seed": SEED, "num_episodes": EPISODES, "max_episode_steps": STEPS, "image_size": 32,
          "max_linear_speed": SPEED, "command_timeout_s": 5.0},
+    )  # fmt: skip
+    wait_matched(subscription, sim)
+    policy = launch(
+        "ros_nodes.policy_node", "policy_node",
+        {"checkpoint": str(tiny_checkpoint), "prompt_video": str(prompt), "control_rate_hz": 100.0,
+         "image_timeout_s": 2.0, "max_linear_speed": SPEED},
     )  # fmt: skip
     assert sim.proc.wait(180) == 0, sim.log()
     assert policy.alive(), policy.log()
@@ -92,8 +96,9 @@ def test_ros_loop_matches_the_offline_evaluator_step_for_step(
     episodes = re.findall(r"episode (\d+) \(seed (\d+)\): (success|failure) after (\d+) steps", log)
     ros_episodes = [{"seed": int(s), "success": r == "success", "steps": int(n)} for _, s, r, n in episodes]
     assert ros_episodes == [{k: e[k] for k in ("seed", "success", "steps")} for e in offline]
-    wait_for(lambda: len(applied) >= len(expected), 10, f"{len(expected)} applied actions")
+    with contextlib.suppress(AssertionError):  # a shortfall is reported below, with the count
+        wait_for(lambda: len(applied) >= len(expected), 10, "the applied actions")
     with lock:
         got = np.array(applied, np.float32)
-    assert got.shape == expected.shape
+    assert got.shape == expected.shape, f"received {len(got)} of {len(expected)} applied actions"
     np.testing.assert_array_equal(got, expected)
