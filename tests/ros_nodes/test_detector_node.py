@@ -47,14 +47,17 @@ def test_detector_node_matches_the_in_process_detector(
 
         return callback
 
-    ros.create_subscription(Float32MultiArray, "detections", keep(got), 10)
-    ros.create_subscription(Image, "detections_image", keep(images), qos_profile_sensor_data)
+    detections = ros.create_subscription(Float32MultiArray, "detections", keep(got), 10)
+    annotated_images = ros.create_subscription(
+        Image, "detections_image", keep(images), qos_profile_sensor_data
+    )
     publisher = ros.create_publisher(Image, "image", qos_profile_sensor_data)
     node = launch(
         "ros_nodes.detector_node", "detector_node",
         {"checkpoint": str(detector_checkpoint), "score_threshold": 0.0, "top_k": 7, "labels_file": str(labels)},
     )  # fmt: skip
-    wait_matched(publisher, node)
+    for endpoint in (publisher, detections, annotated_images):
+        wait_matched(endpoint, node)
 
     for bad in (
         rgb_to_image(FRAME[:1].copy(), ros.get_clock().now().to_msg(), "cam"),
