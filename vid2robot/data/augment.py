@@ -6,13 +6,14 @@ invents motion between frames; the prompt and robot videos are augmented indepen
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import torch
+
+from vid2robot.plain_config import PlainConfig
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class ColorFactors:
 
 
 @dataclass(frozen=True)
-class VideoAugmentation:
+class VideoAugmentation(PlainConfig):
     """Random resized crop (area fraction ``crop_scale``, aspect ``crop_ratio``) and colour jitter.
 
     A jitter of ``0.2`` draws a factor in ``[0.8, 1.2]`` (torchvision's ColorJitter convention). The default
@@ -39,6 +40,8 @@ class VideoAugmentation:
     sees, which cost 13 points of closed-loop success for Vid2Robot and BC-Z alike on the Meta-World pairs
     benchmark (README); ``paper()`` adds the paper's random resized crop.
     """
+
+    config_name: ClassVar[str] = "data.augmentation"
 
     crop_scale: tuple[float, float] = (1.0, 1.0)
     crop_ratio: tuple[float, float] = (1.0, 1.0)
@@ -50,17 +53,6 @@ class VideoAugmentation:
     def paper(cls) -> VideoAugmentation:
         """Crop 80-100% of the area at aspect 0.9-1/0.9, then the same colour jitter."""
         return cls(crop_scale=(0.8, 1.0), crop_ratio=(0.9, 1.0 / 0.9))
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> VideoAugmentation:
-        """From config values (lists become the tuples it expects); unknown keys are named."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown data.augmentation keys {unknown}; expected a subset of {sorted(known)}"
-            )
-        return cls(**{k: tuple(v) if isinstance(v, list | tuple) else v for k, v in values.items()})
 
     def __post_init__(self) -> None:
         low, high = self.crop_scale

@@ -7,13 +7,13 @@ evaluators treat both alike; only the current (last) robot frame is used, as in 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from vid2robot.plain_config import PlainConfig
 from vid2robot.policy.deployment import DeployablePolicy
 from vid2robot.policy.film_resnet import FiLMResNet
 from vid2robot.policy.policy_output import Vid2RobotOutput
@@ -21,7 +21,7 @@ from vid2robot.policy.validation import check_same_batch, check_video
 
 
 @dataclass
-class BCZConfig:
+class BCZConfig(PlainConfig):
     """Defaults are the small CPU variant; ``paper()`` gives ResNet-18 widths and depths."""
 
     image_size: int = 96
@@ -63,18 +63,6 @@ class BCZConfig:
             image_size=224, widths=(64, 128, 256, 512), blocks_per_stage=(2, 2, 2, 2), embed_dim=512
         )
         values.update(overrides)
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> BCZConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown BCZConfig keys {unknown}; expected a subset of {sorted(known)}")
         return cls(**values)
 
 

@@ -1,14 +1,15 @@
 """Hyper-parameters of the Vid2Robot policy (Jain et al. 2024, arXiv 2403.12943), LeRobot style.
 
-The config is a flat dataclass of plain values so that it round-trips through ``dataclasses.asdict`` /
+The config is a flat dataclass of plain values so that it round-trips through ``to_dict`` /
 ``Vid2RobotConfig.from_dict`` and can be stored in a checkpoint loaded with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
+
+from vid2robot.plain_config import PlainConfig
 
 FRAME_ENCODERS = ("convnet", "vit", "biformer")
 
@@ -19,7 +20,7 @@ def _check_positive(name: str, value: int | float) -> None:
 
 
 @dataclass
-class Vid2RobotConfig:
+class Vid2RobotConfig(PlainConfig):
     """Sizes of every Vid2Robot module; defaults are the small CPU config (see ``small()``/``paper()``)."""
 
     image_size: int = 96
@@ -129,15 +130,4 @@ class Vid2RobotConfig:
             embed_dim=256,
         )
         values.update(overrides)
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Vid2RobotConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} keys {unknown}; expected a subset of {sorted(known)}")
         return cls(**values)
