@@ -14,7 +14,7 @@ from sim_fixtures import SIM_TASKS, small_config
 
 from vid2robot.data.episode_dataset import EpisodeDataset
 from vid2robot.data.video_io import read_frames, write_video
-from vid2robot.sim.expert_data import DatagenConfig, episode_seed
+from vid2robot.sim.expert_data import DatagenConfig, episode_seed, generate_expert_dataset
 
 
 def test_counts_splits_and_success(expert_dataset: tuple[Path, dict]) -> None:
@@ -105,5 +105,29 @@ def test_config_errors_and_seed_streams(tmp_path: Path) -> None:
         small_config(tmp_path, val_episodes_per_task=3)
     with pytest.raises(ValueError, match="without repeats"):
         DatagenConfig(tasks=["reach-v3", "reach-v3"])
+    with pytest.raises(
+        ValueError, match=r"demonstrator_camera must be a Meta-World camera .*'corner2'.*'human'"
+    ):
+        small_config(tmp_path, demonstrator_camera="human")
     seeds = {episode_seed(0, task, k, purpose) for task in SIM_TASKS for k in range(50) for purpose in (0, 1)}
     assert len(seeds) == 200  # demonstrations and evaluation never share a layout
+
+
+def test_unseen_demonstrator_viewpoint_records_the_same_episodes(
+    expert_dataset: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """Another demonstrator camera changes the demonstrator frames only: same layouts, actions and robot view."""
+    root, _ = expert_dataset
+    generate_expert_dataset(
+        small_config(tmp_path / "corner2", tasks=["reach-v3"], demonstrator_camera="corner2")
+    )
+    theirs, ours = EpisodeDataset(root), EpisodeDataset(tmp_path / "corner2")
+    assert ours.info.extra["camera_views"] == {"robot": "corner", "demonstrator": "corner2"}
+    assert theirs.info.extra["camera_views"] == {"robot": "corner", "demonstrator": "corner3"}
+    for record in ours.records:
+        [same] = [r for r in theirs.records if r.task == record.task and r.seed == record.seed]
+        assert (record.split, record.length) == (same.split, same.length)
+        a, b = ours.episode(record.episode_index), theirs.episode(same.episode_index)
+        np.testing.assert_array_equal(a.actions, b.actions)
+        assert np.abs(a.frames("robot").astype(np.int16) - b.frames("robot")).mean() < 0.5
+        assert np.abs(a.frames("demonstrator").astype(np.int16) - b.frames("demonstrator")).mean() > 10

@@ -23,6 +23,7 @@ from vid2robot.sim.metaworld_env import (
     ACTION_NAMES,
     CAMERA_VIEWS,
     MAX_PATH_LENGTH,
+    METAWORLD_CAMERAS,
     SHARED_STARTS,
     STATE_NAMES,
     MetaWorldEnv,
@@ -54,6 +55,9 @@ class DatagenConfig:
     seed: int = 0
     image_size: int = 96
     cameras: list[str] = field(default_factory=lambda: list(CAMERA_VIEWS))
+    # The Meta-World camera the demonstrator view is rendered from; another one than in training gives
+    # prompts from an unseen viewpoint (the same episodes, when seed and episode counts are the same).
+    demonstrator_camera: str = CAMERA_VIEWS["demonstrator"]
     hide_goal: bool = False  # no goal marker in any view: only the prompt can say where to go
     shared_start: bool = False  # opposite-task pairs start from one scene (SHARED_STARTS)
     workers: int = 2
@@ -79,6 +83,11 @@ class DatagenConfig:
         if self.shared_start and (unpaired := [t for t in self.tasks if t not in SHARED_STARTS]):
             raise ValueError(
                 f"shared_start needs tasks of opposite pairs ({sorted(SHARED_STARTS)}); got {unpaired}"
+            )
+        if self.demonstrator_camera not in METAWORLD_CAMERAS:
+            raise ValueError(
+                f"demonstrator_camera must be a Meta-World camera {list(METAWORLD_CAMERAS)}, "
+                f"got {self.demonstrator_camera!r}"
             )
         if self.stop_after_success < 0 or self.workers < 0 or self.max_attempts_per_episode < 1:
             raise ValueError("stop_after_success and workers must be >= 0, max_attempts_per_episode >= 1")
@@ -148,6 +157,7 @@ def _run_attempt(job: tuple[str, int]) -> ExpertEpisode:
             seed=config.seed,
             image_size=config.image_size,
             cameras=config.cameras,
+            camera_views=camera_views(config),
             max_steps=config.max_steps,
             **scene_options(config),
         )
@@ -170,6 +180,11 @@ def _attempts(config: DatagenConfig, jobs: list[tuple[str, int]]) -> Iterator[Ex
         yield from pool.imap(_run_attempt, jobs)
 
 
+def camera_views(config: DatagenConfig) -> dict[str, str]:
+    """Which Meta-World camera renders each recorded view."""
+    return {**CAMERA_VIEWS, "demonstrator": config.demonstrator_camera}
+
+
 def scene_options(config: DatagenConfig) -> dict[str, bool]:
     """How the scenes were set up; stored in ``info.json`` so evaluation builds the same scenes."""
     return {"hide_goal": config.hide_goal, "shared_start": config.shared_start}
@@ -190,7 +205,7 @@ def dataset_info(config: DatagenConfig) -> DatasetInfo:
         state_names=STATE_NAMES,
         robot="metaworld-sawyer",
         extra={
-            "camera_views": {cam: CAMERA_VIEWS[cam] for cam in config.cameras},
+            "camera_views": {cam: camera_views(config)[cam] for cam in config.cameras},
             "simulator": "metaworld 3.1.1",
             "scene": scene_options(config),
         },

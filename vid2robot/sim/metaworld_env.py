@@ -26,6 +26,8 @@ from metaworld.types import Task
 MT10_TASKS: tuple[str, ...] = tuple(MT10_V3)
 ALL_TASKS: tuple[str, ...] = MT10_TASKS + tuple(t for t in ALL_V3_ENVIRONMENTS if t not in MT10_TASKS)
 CAMERA_VIEWS: dict[str, str] = {"robot": "corner", "demonstrator": "corner3"}
+# The cameras of every Meta-World v3 model; a view can be any of them.
+METAWORLD_CAMERAS = ("topview", "corner", "corner2", "corner3", "corner4", "behindGripper", "gripperPOV")
 MAX_PATH_LENGTH = 500  # Meta-World refuses to step further without a reset
 ACTION_NAMES = ("dx", "dy", "dz", "gripper")
 STATE_NAMES = (
