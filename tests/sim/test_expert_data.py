@@ -105,10 +105,10 @@ def test_config_errors_and_seed_streams(tmp_path: Path) -> None:
         small_config(tmp_path, val_episodes_per_task=3)
     with pytest.raises(ValueError, match="without repeats"):
         DatagenConfig(tasks=["reach-v3", "reach-v3"])
-    with pytest.raises(
-        ValueError, match=r"demonstrator_camera must be a Meta-World camera .*'corner2'.*'human'"
-    ):
-        small_config(tmp_path, demonstrator_camera="human")
+    with pytest.raises(ValueError, match=r"camera_views \{'demonstrator': 'human'\}: Meta-World's .*corner2"):
+        small_config(tmp_path, camera_views={"robot": "corner", "demonstrator": "human"})
+    with pytest.raises(ValueError, match=r"cameras \['side'\] have no entry in camera_views"):
+        small_config(tmp_path, cameras=["robot", "side"])
     seeds = {episode_seed(0, task, k, purpose) for task in SIM_TASKS for k in range(50) for purpose in (0, 1)}
     assert len(seeds) == 200  # demonstrations and evaluation never share a layout
 
@@ -118,9 +118,8 @@ def test_unseen_demonstrator_viewpoint_records_the_same_episodes(
 ) -> None:
     """Another demonstrator camera changes the demonstrator frames only: same layouts, actions and robot view."""
     root, _ = expert_dataset
-    generate_expert_dataset(
-        small_config(tmp_path / "corner2", tasks=["reach-v3"], demonstrator_camera="corner2")
-    )
+    views = {"robot": "corner", "demonstrator": "corner2"}
+    generate_expert_dataset(small_config(tmp_path / "corner2", tasks=["reach-v3"], camera_views=views))
     theirs, ours = EpisodeDataset(root), EpisodeDataset(tmp_path / "corner2")
     assert ours.info.extra["camera_views"] == {"robot": "corner", "demonstrator": "corner2"}
     assert theirs.info.extra["camera_views"] == {"robot": "corner", "demonstrator": "corner3"}

@@ -54,10 +54,10 @@ class DatagenConfig:
     val_episodes_per_task: int = 4  # held out: validation prompts and closed-loop prompt videos
     seed: int = 0
     image_size: int = 96
-    cameras: list[str] = field(default_factory=lambda: list(CAMERA_VIEWS))
-    # The Meta-World camera the demonstrator view is rendered from; another one than in training gives
-    # prompts from an unseen viewpoint (the same episodes, when seed and episode counts are the same).
-    demonstrator_camera: str = CAMERA_VIEWS["demonstrator"]
+    cameras: list[str] = field(default_factory=lambda: list(CAMERA_VIEWS))  # the views recorded
+    # View name -> Meta-World camera. Views named demonstrator* show the re-coloured arm. Another camera for
+    # a view records the same episodes (same seed and counts) from another viewpoint.
+    camera_views: dict[str, str] = field(default_factory=lambda: dict(CAMERA_VIEWS))
     hide_goal: bool = False  # no goal marker in any view: only the prompt can say where to go
     shared_start: bool = False  # opposite-task pairs start from one scene (SHARED_STARTS)
     workers: int = 2
@@ -84,11 +84,10 @@ class DatagenConfig:
             raise ValueError(
                 f"shared_start needs tasks of opposite pairs ({sorted(SHARED_STARTS)}); got {unpaired}"
             )
-        if self.demonstrator_camera not in METAWORLD_CAMERAS:
-            raise ValueError(
-                f"demonstrator_camera must be a Meta-World camera {list(METAWORLD_CAMERAS)}, "
-                f"got {self.demonstrator_camera!r}"
-            )
+        if unmapped := [c for c in self.cameras if c not in self.camera_views]:
+            raise ValueError(f"cameras {unmapped} have no entry in camera_views {dict(self.camera_views)}")
+        if unknown := {v: c for v, c in self.camera_views.items() if c not in METAWORLD_CAMERAS}:
+            raise ValueError(f"camera_views {unknown}: Meta-World's cameras are {list(METAWORLD_CAMERAS)}")
         if self.stop_after_success < 0 or self.workers < 0 or self.max_attempts_per_episode < 1:
             raise ValueError("stop_after_success and workers must be >= 0, max_attempts_per_episode >= 1")
 
@@ -157,7 +156,7 @@ def _run_attempt(job: tuple[str, int]) -> ExpertEpisode:
             seed=config.seed,
             image_size=config.image_size,
             cameras=config.cameras,
-            camera_views=camera_views(config),
+            camera_views=config.camera_views,
             max_steps=config.max_steps,
             **scene_options(config),
         )
@@ -180,11 +179,6 @@ def _attempts(config: DatagenConfig, jobs: list[tuple[str, int]]) -> Iterator[Ex
         yield from pool.imap(_run_attempt, jobs)
 
 
-def camera_views(config: DatagenConfig) -> dict[str, str]:
-    """Which Meta-World camera renders each recorded view."""
-    return {**CAMERA_VIEWS, "demonstrator": config.demonstrator_camera}
-
-
 def scene_options(config: DatagenConfig) -> dict[str, bool]:
     """How the scenes were set up; stored in ``info.json`` so evaluation builds the same scenes."""
     return {"hide_goal": config.hide_goal, "shared_start": config.shared_start}
@@ -205,7 +199,7 @@ def dataset_info(config: DatagenConfig) -> DatasetInfo:
         state_names=STATE_NAMES,
         robot="metaworld-sawyer",
         extra={
-            "camera_views": {cam: camera_views(config)[cam] for cam in config.cameras},
+            "camera_views": {cam: config.camera_views[cam] for cam in config.cameras},
             "simulator": "metaworld 3.1.1",
             "scene": scene_options(config),
         },

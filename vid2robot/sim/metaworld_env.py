@@ -238,7 +238,9 @@ class MetaWorldEnv:
         if camera not in self.camera_views:
             raise ValueError(f"unknown camera {camera!r}; known: {sorted(self.camera_views)}")
         model = self._env.model
-        recolour = camera == "demonstrator" and self.demonstrator_appearance and len(self._recolour[0])
+        recolour = (
+            camera.startswith("demonstrator") and self.demonstrator_appearance and len(self._recolour[0])
+        )
         if recolour:
             ids, colours = self._recolour
             saved = model.geom_rgba[ids].copy()
