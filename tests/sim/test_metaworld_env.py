@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -48,6 +50,28 @@ def test_frames_views_and_restored_colours(env: MetaWorldEnv) -> None:
     ) as same:
         robot_coloured = same.reset(3).frames["demonstrator"]
     assert np.abs(robot_coloured.astype(int) - obs.frames["demonstrator"]).sum() > 0
+
+
+def test_an_env_collected_during_a_render_does_not_corrupt_the_frame(
+    env: MetaWorldEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cyclic garbage collector may finalize another env at any allocation, including the moment after
+    this renderer made its GL context current; releasing the other context there must not spoil the frame."""
+    env.reset(3)
+    clean = env.render("robot")
+    other = MetaWorldEnv("reach-v3", seed=1, image_size=32)
+    other.reset(4)
+    other.cycle = other  # only the cyclic collector can free it
+    del other
+    context = env._renderer._gl_context
+    make_current = context.make_current
+
+    def make_current_then_collect() -> None:
+        make_current()
+        gc.collect()  # the worst moment for the other env's finalizer to run
+
+    monkeypatch.setattr(context, "make_current", make_current_then_collect)
+    np.testing.assert_array_equal(env.render("robot"), clean)
 
 
 def test_expert_succeeds_and_zero_action_does_not() -> None:

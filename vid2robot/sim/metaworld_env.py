@@ -12,6 +12,7 @@ import atexit
 import pickle
 import warnings
 import weakref
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -110,11 +111,17 @@ def _make_mt_env(task_name: str) -> SawyerXYZEnv:
 
 _LIVE_ENVS: weakref.WeakSet[MetaWorldEnv] = weakref.WeakSet()
 _EXIT_HOOK: list[bool] = []
+# Renderers of collected envs wait here and are closed only at safe points (never inside a render). The
+# cyclic garbage collector can finalize an env in the middle of another env's render, between making that
+# renderer's GL context current and reading its pixels; closing a context there (EGL releases the thread's
+# current context) leaves the render drawing nowhere, and it returns uninitialised memory as the frame.
+_PENDING_RELEASE: deque[tuple[mujoco.Renderer, SawyerXYZEnv]] = deque()
 
 
 def _close_live_envs() -> None:
     for env in list(_LIVE_ENVS):
         env.close()
+    _release_pending()
 
 
 def _register_exit_hook() -> None:
@@ -123,9 +130,18 @@ def _register_exit_hook() -> None:
         _EXIT_HOOK.append(True)
 
 
-def _release(renderer: mujoco.Renderer, env: SawyerXYZEnv) -> None:
-    renderer.close()
-    env.close()
+def _defer_release(renderer: mujoco.Renderer, env: SawyerXYZEnv) -> None:
+    _PENDING_RELEASE.append((renderer, env))
+
+
+def _release_pending() -> None:
+    while True:
+        try:
+            renderer, env = _PENDING_RELEASE.popleft()
+        except IndexError:  # empty (or emptied by another thread)
+            return
+        renderer.close()
+        env.close()
 
 
 @dataclass
@@ -173,6 +189,7 @@ class MetaWorldEnv:
         self.demonstrator_appearance = demonstrator_appearance
         self.shared_start = shared_start
 
+        _release_pending()
         self._env = _make_mt_env(task_name)
         self._env._freeze_rand_vec = False  # a fresh layout each reset, drawn from the env's seeded RNG
         self._env.seeded_rand_vec = True
@@ -193,9 +210,9 @@ class MetaWorldEnv:
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
         self._recolour = self._demonstrator_colours(model)
-        # Free the GL context when the env is collected, and at exit before MuJoCo's own exit hook
-        # terminates the EGL display (registered on the first context, so ours must come after it).
-        self._finalizer = weakref.finalize(self, _release, self._renderer, self._env)
+        # Free the GL context (at the next safe point) once the env is collected, and at exit before MuJoCo's own
+        # exit hook terminates the EGL display (registered on the first context, so ours must come after it).
+        self._finalizer = weakref.finalize(self, _defer_release, self._renderer, self._env)
         self._finalizer.atexit = False
         _register_exit_hook()
         _LIVE_ENVS.add(self)
@@ -237,6 +254,7 @@ class MetaWorldEnv:
         """``uint8 [S, S, 3]`` RGB frame of a named camera at the current state."""
         if camera not in self.camera_views:
             raise ValueError(f"unknown camera {camera!r}; known: {sorted(self.camera_views)}")
+        _release_pending()
         model = self._env.model
         recolour = (
             camera.startswith("demonstrator") and self.demonstrator_appearance and len(self._recolour[0])
@@ -307,6 +325,7 @@ class MetaWorldEnv:
 
     def close(self) -> None:
         self._finalizer()
+        _release_pending()
 
     def __enter__(self) -> MetaWorldEnv:
         return self
