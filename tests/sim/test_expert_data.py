@@ -13,7 +13,7 @@ import pytest
 from sim_fixtures import SIM_TASKS, small_config
 
 from vid2robot.data.episode_dataset import EpisodeDataset
-from vid2robot.data.video_io import read_frames, write_video
+from vid2robot.data.video_io import write_video
 from vid2robot.sim.expert_data import DatagenConfig, episode_seed, generate_expert_dataset
 
 
@@ -55,32 +55,25 @@ def test_recorded_episode_replays_in_the_simulator(expert_dataset: tuple[Path, d
     assert flags.index(True) == episode.length - 3
 
 
-def assert_same_pictures(ours: Path, theirs: Path) -> None:
-    """Identical bytes, or else the same frames up to codec noise (mean |diff| < 0.5 grey levels): a few
-    encoded bytes have differed twice in loaded full-suite runs (cause unknown, docs/simulation.md)."""
-    if ours.read_bytes() == theirs.read_bytes():
-        return
-    a, b = read_frames(ours), read_frames(theirs)
-    assert a.shape == b.shape, f"{ours}: {a.shape} frames vs {b.shape}"
-    difference = np.abs(a.astype(np.int16) - b).mean()
-    assert difference < 0.5, f"{ours}: frames differ by {difference:.2f} grey levels on average"
+def test_video_bytes_do_not_depend_on_freed_gl_memory(tmp_path: Path) -> None:
+    """Encoding after an environment's GL context was freed (the heap then holds its data) gives the same
+    bytes: with x264's macroblock tree on, about one such 32x32 encode in three came out different."""
+    from vid2robot.sim.expert_data import rollout_expert
+    from vid2robot.sim.metaworld_env import MetaWorldEnv
 
-
-def test_same_pictures_tolerates_codec_noise_only(tmp_path: Path) -> None:
-    frames = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
-    frames = np.repeat(np.repeat(frames[:, ::4, ::4], 4, 1), 4, 2)  # blocky, so the codec keeps it well
-    write_video(tmp_path / "a.mp4", frames, fps=10, crf=0, pix_fmt="yuv444p")
-    write_video(tmp_path / "b.mp4", frames, fps=10, crf=1, pix_fmt="yuv444p")
-    assert (tmp_path / "a.mp4").read_bytes() != (tmp_path / "b.mp4").read_bytes()
-    assert_same_pictures(tmp_path / "a.mp4", tmp_path / "b.mp4")
-    write_video(tmp_path / "c.mp4", frames[::-1].copy(), fps=10, crf=0, pix_fmt="yuv444p")
-    with pytest.raises(AssertionError, match="grey levels"):
-        assert_same_pictures(tmp_path / "a.mp4", tmp_path / "c.mp4")
+    with MetaWorldEnv("reach-v3", image_size=32, cameras=("robot",)) as env:
+        frames = rollout_expert(env, seed=5, stop_after_success=2).frames["robot"]
+    write_video(tmp_path / "first.mp4", frames, fps=80)
+    for seed in range(8):
+        with MetaWorldEnv("reach-v3", seed=seed, image_size=32) as env:
+            env.reset(seed)
+        write_video(tmp_path / "again.mp4", frames, fps=80)
+        assert (tmp_path / "again.mp4").read_bytes() == (tmp_path / "first.mp4").read_bytes(), seed
 
 
 @pytest.mark.slow
 def test_cli_with_workers_matches_in_process_run(expert_dataset: tuple[Path, dict], tmp_path: Path) -> None:
-    """Same seed -> identical parquet bytes and identical decoded frames, for 2 worker processes vs none."""
+    """Same seed -> identical parquet and mp4 bytes, for 2 worker processes vs none."""
     root, _ = expert_dataset
     out = tmp_path / "cli"
     command = [
@@ -91,10 +84,10 @@ def test_cli_with_workers_matches_in_process_run(expert_dataset: tuple[Path, dic
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "6 episodes" in result.stdout
-    for rel in ["meta/episodes.parquet", *(p.relative_to(root) for p in (root / "data").rglob("*.parquet"))]:
+    files = [p.relative_to(root) for p in root.rglob("*") if p.suffix in (".parquet", ".mp4")]
+    assert len(files) == 1 + 3 * 6  # the episode table; data and two videos per episode
+    for rel in files:
         assert (out / rel).read_bytes() == (root / rel).read_bytes(), rel
-    for rel in (p.relative_to(root) for p in (root / "videos").rglob("*.mp4")):
-        assert_same_pictures(out / rel, root / rel)
     assert pq.read_table(out / "meta" / "episodes.parquet").num_rows == 6
 
 
@@ -128,5 +121,5 @@ def test_unseen_demonstrator_viewpoint_records_the_same_episodes(
         assert (record.split, record.length) == (same.split, same.length)
         a, b = ours.episode(record.episode_index), theirs.episode(same.episode_index)
         np.testing.assert_array_equal(a.actions, b.actions)
-        assert np.abs(a.frames("robot").astype(np.int16) - b.frames("robot")).mean() < 0.5
+        np.testing.assert_array_equal(a.frames("robot"), b.frames("robot"))
         assert np.abs(a.frames("demonstrator").astype(np.int16) - b.frames("demonstrator")).mean() > 10
