@@ -135,10 +135,11 @@ def _defer_release(renderer: mujoco.Renderer, env: SawyerXYZEnv) -> None:
 
 
 def _release_pending() -> None:
-    while True:
+    """Close the queued renderers; called once per render, so an empty queue costs one length check."""
+    while _PENDING_RELEASE:
         try:
             renderer, env = _PENDING_RELEASE.popleft()
-        except IndexError:  # empty (or emptied by another thread)
+        except IndexError:  # emptied by another thread (the ROS sim node renders in its own thread)
             return
         renderer.close()
         env.close()
