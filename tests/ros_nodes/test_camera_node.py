@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import wait_for
 from rclpy.qos import qos_profile_sensor_data
+from ros_fixtures import wait_for
 from sensor_msgs.msg import Image
 
 from ros_nodes.frame_source import FrameSource

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import wait_for, wait_matched
 from rclpy.qos import qos_profile_sensor_data
+from ros_fixtures import wait_for, wait_matched
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32MultiArray
 

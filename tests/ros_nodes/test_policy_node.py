@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import NodeProcess, wait_for, wait_matched
 from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
+from ros_fixtures import NodeProcess, wait_for, wait_matched
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float32, Float32MultiArray
 from std_srvs.srv import Trigger

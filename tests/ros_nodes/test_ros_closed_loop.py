@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import wait_for, wait_matched
+from ros_fixtures import wait_for, wait_matched
 from std_msgs.msg import Float32MultiArray
 
 from vid2robot.policy import load_policy
