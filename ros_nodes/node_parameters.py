@@ -48,6 +48,12 @@ POLICY_NODE = (
     ParamSpec("command_frame_id", "base_link", "header.frame_id of the velocity command (robot base frame)"),
     ParamSpec("enabled", True, "false -> zero velocity, the policy is not run", read_only=False),
     ParamSpec("device", "cpu", "torch device for inference ('cpu', 'cuda', 'cuda:1')"),
+    ParamSpec(
+        "temporal_ensemble_coeff",
+        -1.0,
+        "action-chunk policies: < 0 replays each chunk; >= 0 predicts every tick and blends the overlapping "
+        "chunks with weights exp(-coeff * i), oldest first (ACT uses 0.01)",
+    ),
 )
 
 SIM_ROBOT_NODE = (

@@ -58,6 +58,8 @@ class PolicyNode(Node):
                 f"{get('checkpoint')} holds a {type(self._policy).__name__} prompted by "
                 f"{self._policy.prompt_kind!r}; policy_node needs a video-prompted policy"
             )
+        coeff = float(get("temporal_ensemble_coeff"))
+        self._policy.set_temporal_ensembling(None if coeff < 0 else coeff)
         self._image_size = int(self._policy.config.image_size)
         self._gate = SafetyGate(get("image_timeout_s"), get("max_linear_speed"), get("max_speed_norm"))
         self._gate.enabled = bool(get("enabled"))

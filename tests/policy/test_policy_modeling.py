@@ -122,6 +122,32 @@ def test_action_chunk_is_replayed_before_predicting_again(tiny_config) -> None:
     torch.testing.assert_close(actions[3], policy.predict_action_chunk(prompt[None], window)[0, 0])
 
 
+def test_temporal_ensembling_blends_the_chunks_that_cover_each_step(tiny_config) -> None:
+    config = tiny_config(horizon=3)
+    policy = Vid2RobotPolicy(config).eval()
+    prompt = torch.rand(config.prompt_frames, 3, 32, 32)
+    episode = torch.rand(5, 3, 32, 32)
+    windows = torch.stack([episode[state_window_indices(t, config.state_frames)] for t in range(5)])
+    chunks = policy.predict_action_chunk(prompt.expand(5, -1, -1, -1, -1), windows)  # [5, 3, action_dim]
+    policy.set_prompt(prompt)
+    policy.set_temporal_ensembling(0.5)
+    actions = torch.stack([policy.select_action(f) for f in episode])
+    # step 4: chunks from steps 2, 3, 4 (oldest first, weights 1, e^-0.5, e^-1) at offsets 2, 1, 0
+    weights = torch.exp(-0.5 * torch.arange(3.0))
+    expected = (weights[:, None] * torch.stack([chunks[2, 2], chunks[3, 1], chunks[4, 0]])).sum(0) / weights.sum()
+    torch.testing.assert_close(actions[4], expected)
+    torch.testing.assert_close(actions[0], chunks[0, 0])  # one chunk so far: its first action
+    torch.testing.assert_close(actions[1], (chunks[0, 1] + weights[1] * chunks[1, 0]) / weights[:2].sum())
+    # reset forgets the previous episode's chunks; None goes back to replaying
+    policy.reset()
+    torch.testing.assert_close(policy.select_action(episode[0]), chunks[0, 0])
+    policy.set_temporal_ensembling(None)
+    replayed = torch.stack([policy.select_action(f) for f in episode[:3]])
+    torch.testing.assert_close(replayed, chunks[0])
+    with pytest.raises(ValueError, match=">= 0"):
+        policy.set_temporal_ensembling(-0.1)
+
+
 def test_blank_prompt_ignores_the_prompt(tiny_config) -> None:
     policy = Vid2RobotPolicy(tiny_config(blank_prompt=True)).eval()
     prompt, robot = _videos(policy.config, 2)

@@ -80,6 +80,15 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def chunked_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """As ``tiny_checkpoint``, predicting 3-action chunks."""
+    torch.manual_seed(0)
+    return save_policy(
+        Vid2RobotPolicy(Vid2RobotConfig.small(**TINY, horizon=3)), tmp_path_factory.mktemp("ckpt") / "chunked"
+    )
+
+
+@pytest.fixture(scope="session")
 def prompts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Two different prompt videos as .npy uint8 [T, H, W, 3]."""
     folder = tmp_path_factory.mktemp("prompts")

@@ -22,7 +22,7 @@ from std_srvs.srv import Trigger
 
 from ros_nodes.image_conversion import rgb_to_image
 from ros_nodes.prompt import prompt_tensor
-from vid2robot.policy import frames_to_tensor
+from vid2robot.policy import frames_to_tensor, load_policy
 
 MAX_SPEED = 0.5
 FRAME = np.random.default_rng(1).integers(0, 256, (24, 30, 3), dtype=np.uint8)
@@ -177,6 +177,26 @@ def test_each_encoding_gives_the_offline_action(
         np.testing.assert_allclose(linear(twist), expected[:3] * MAX_SPEED, rtol=1e-6)
         assert client.grippers[-1] == pytest.approx(float(expected[3]))
     assert node.alive()
+
+
+def test_temporal_ensembling_parameter_blends_chunks_as_offline(
+    ros, launch, chunked_checkpoint, prompts
+) -> None:
+    node = launch(
+        "ros_nodes.policy_node",
+        "policy_node",
+        params(chunked_checkpoint, prompts[0], temporal_ensemble_coeff=0.5),
+    )
+    client = PolicyClient(ros)
+    client.wait_ready(node)
+    frames = np.random.default_rng(2).integers(0, 256, (4, *FRAME.shape), dtype=np.uint8)
+    got = np.array([client.action_for(frame) for frame in frames], np.float32)
+    policy = load_policy(chunked_checkpoint)
+    size = policy.config.image_size
+    policy.set_prompt(prompt_tensor(prompts[0], policy.config.prompt_frames, size))
+    policy.set_temporal_ensembling(0.5)
+    expected = np.stack([policy.select_action(frames_to_tensor(f, size)).numpy() for f in frames])
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_bad_encodings_and_sizes_are_logged_and_survived(ros, launch, tiny_checkpoint, prompts) -> None:

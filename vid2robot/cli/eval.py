@@ -46,6 +46,7 @@ def run_closed_loop(policy: DeployablePolicy, cfg: DictConfig, out_dir: Path) ->
     from vid2robot.sim.closed_loop import PromptSource, evaluate_closed_loop, results_markdown
 
     source = PromptSource(cfg.data_root, camera=cfg.prompt_camera, split=cfg.split)
+    policy.set_temporal_ensembling(cfg.closed_loop.temporal_ensemble_coeff)
     tasks = list(cfg.closed_loop.tasks or source.dataset.tasks)
     summary = evaluate_closed_loop(
         policy,

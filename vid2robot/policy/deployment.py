@@ -10,13 +10,15 @@ import torch
 from torch import nn
 
 from vid2robot.policy.action_tokenizer import ActionTokenizer
+from vid2robot.policy.temporal_ensembling import TemporalEnsembler
 
 
 class DeployablePolicy(nn.Module):
     """Base class: subclasses implement ``encode_prompt`` and ``action_logits`` (batched).
 
     ``select_action`` keeps the last ``state_frames`` frames itself (padding by repeating the episode's
-    first frame) and, with ``horizon > 1``, replays the queued action chunk before predicting again.
+    first frame) and, with ``horizon > 1``, replays the queued action chunk before predicting again, or, after
+    ``set_temporal_ensembling(coeff)``, predicts a chunk every step and blends the overlapping chunks.
     Call ``eval()`` first (``load_policy`` returns policies in eval mode).
     """
 
@@ -29,6 +31,7 @@ class DeployablePolicy(nn.Module):
         self._prompt: torch.Tensor | None = None
         self._history: deque[torch.Tensor] = deque(maxlen=config.state_frames)
         self._queue: deque[torch.Tensor] = deque()
+        self._ensembler: TemporalEnsembler | None = None
 
     def encode_prompt(self, prompt: torch.Tensor) -> torch.Tensor:
         """Batched prompt -> the encoding that ``action_logits`` consumes (cached by ``set_prompt``)."""
@@ -65,6 +68,13 @@ class DeployablePolicy(nn.Module):
         """New episode: clear the robot-frame history and the action queue (the prompt stays)."""
         self._history.clear()
         self._queue.clear()
+        if self._ensembler is not None:
+            self._ensembler.reset()
+
+    def set_temporal_ensembling(self, coeff: float | None) -> None:
+        """Blend overlapping chunks with weights ``exp(-coeff * i)`` (ACT; 0.01 there); None replays chunks."""
+        self._ensembler = None if coeff is None else TemporalEnsembler(coeff, self.config.horizon)
+        self.reset()
 
     @torch.no_grad()
     def select_action(self, frame: torch.Tensor) -> torch.Tensor:
@@ -82,10 +92,13 @@ class DeployablePolicy(nn.Module):
             self._history.extend([frame] * self.config.state_frames)
         else:
             self._history.append(frame)
-        if not self._queue:
-            window = torch.stack(tuple(self._history)).unsqueeze(0)
-            chunk = self.decode_actions(self.action_logits(self._prompt, window))[0]
-            self._queue.extend(chunk)
+        if self._ensembler is None and self._queue:
+            return self._queue.popleft()
+        window = torch.stack(tuple(self._history)).unsqueeze(0)
+        chunk = self.decode_actions(self.action_logits(self._prompt, window))[0]
+        if self._ensembler is not None:
+            return self._ensembler.update(chunk)
+        self._queue.extend(chunk)
         return self._queue.popleft()
 
     @classmethod
