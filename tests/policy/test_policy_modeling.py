@@ -134,7 +134,8 @@ def test_temporal_ensembling_blends_the_chunks_that_cover_each_step(tiny_config)
     actions = torch.stack([policy.select_action(f) for f in episode])
     # step 4: chunks from steps 2, 3, 4 (oldest first, weights 1, e^-0.5, e^-1) at offsets 2, 1, 0
     weights = torch.exp(-0.5 * torch.arange(3.0))
-    expected = (weights[:, None] * torch.stack([chunks[2, 2], chunks[3, 1], chunks[4, 0]])).sum(0) / weights.sum()
+    covering = torch.stack([chunks[2, 2], chunks[3, 1], chunks[4, 0]])
+    expected = (weights[:, None] * covering).sum(0) / weights.sum()
     torch.testing.assert_close(actions[4], expected)
     torch.testing.assert_close(actions[0], chunks[0, 0])  # one chunk so far: its first action
     torch.testing.assert_close(actions[1], (chunks[0, 1] + weights[1] * chunks[1, 0]) / weights[:2].sum())
