@@ -131,6 +131,7 @@ def test_temporal_ensembling_blends_the_chunks_that_cover_each_step(tiny_config)
     chunks = policy.predict_action_chunk(prompt.expand(5, -1, -1, -1, -1), windows)  # [5, 3, action_dim]
     policy.set_prompt(prompt)
     policy.set_temporal_ensembling(0.5)
+    assert policy.temporal_ensemble_coeff == 0.5
     actions = torch.stack([policy.select_action(f) for f in episode])
     # step 4: chunks from steps 2, 3, 4 (oldest first, weights 1, e^-0.5, e^-1) at offsets 2, 1, 0
     weights = torch.exp(-0.5 * torch.arange(3.0))
@@ -143,6 +144,7 @@ def test_temporal_ensembling_blends_the_chunks_that_cover_each_step(tiny_config)
     policy.reset()
     torch.testing.assert_close(policy.select_action(episode[0]), chunks[0, 0])
     policy.set_temporal_ensembling(None)
+    assert policy.temporal_ensemble_coeff is None
     replayed = torch.stack([policy.select_action(f) for f in episode[:3]])
     torch.testing.assert_close(replayed, chunks[0])
     with pytest.raises(ValueError, match=">= 0"):

@@ -61,6 +61,27 @@ def test_offline_eval_tells_a_trained_policy_from_chance(
     assert trained["overall"]["mae"] < 0.1
 
 
+def test_closed_loop_eval_applies_and_records_temporal_ensembling(
+    trained_checkpoint: Path, training_dataset: Path, tmp_path: Path
+) -> None:
+    overrides = ("closed_loop.episodes_per_task=1", "closed_loop.max_steps=3", "closed_loop.video=false")
+    config = compose_eval_config(
+        trained_checkpoint, training_dataset, tmp_path, "mode=closed_loop", *overrides,
+        "closed_loop.temporal_ensemble_coeff=0.01",
+    )  # fmt: skip
+    summary = evaluate(config, tmp_path)
+    assert summary["temporal_ensemble_coeff"] == 0.01
+    assert json.loads((tmp_path / "results.json").read_text())["temporal_ensemble_coeff"] == 0.01
+    assert "blended (coefficient 0.01)" in (tmp_path / "results.md").read_text()
+    assert sum(t["episodes"] for t in summary["tasks"].values()) == 2
+    with pytest.raises(ValueError, match="must be >= 0"):
+        bad = compose_eval_config(
+            trained_checkpoint, training_dataset, tmp_path, "mode=closed_loop", *overrides,
+            "closed_loop.temporal_ensemble_coeff=-1",
+        )  # fmt: skip
+        evaluate(bad, tmp_path)
+
+
 def test_eval_rejects_a_missing_checkpoint_and_a_bad_mode(training_dataset: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         evaluate(compose_eval_config(tmp_path / "nope.ckpt", training_dataset, tmp_path), tmp_path)

@@ -71,6 +71,11 @@ class DeployablePolicy(nn.Module):
         if self._ensembler is not None:
             self._ensembler.reset()
 
+    @property
+    def temporal_ensemble_coeff(self) -> float | None:
+        """The blending coefficient in use, or None when chunks are replayed."""
+        return None if self._ensembler is None else self._ensembler.coeff
+
     def set_temporal_ensembling(self, coeff: float | None) -> None:
         """Blend overlapping chunks with weights ``exp(-coeff * i)`` (ACT; 0.01 there); None replays chunks."""
         self._ensembler = None if coeff is None else TemporalEnsembler(coeff, self.config.horizon)

@@ -216,6 +216,7 @@ def evaluate_closed_loop(
         "max_steps": max_steps,
         "image_size": image_size,
         "prompt_frames": prompt_frames,
+        "temporal_ensemble_coeff": getattr(policy, "temporal_ensemble_coeff", None),
         "scene": scene,
         "tasks": results,
         "mean_success_rate": float(np.mean([r["success_rate"] for r in results.values()])),
@@ -234,7 +235,12 @@ def results_markdown(summary: dict) -> str:
         "",
         f"Prompts: `{summary['prompt_camera']}` camera, `{summary['prompt_split']}` episodes of "
         f"`{summary['prompt_dataset']}`; {summary['episodes_per_task']} episodes per task, seed {summary['seed']}, "
-        f"max {summary['max_steps']} steps.",
+        f"max {summary['max_steps']} steps"
+        + (
+            f"; overlapping action chunks blended (coefficient {summary['temporal_ensemble_coeff']})."
+            if summary.get("temporal_ensemble_coeff") is not None
+            else "."
+        ),
         "",
         "| task | success | 95% CI | successes | mean steps |",
         "|---|---|---|---|---|",
