@@ -122,9 +122,21 @@ def test_action_chunk_is_replayed_before_predicting_again(tiny_config) -> None:
     torch.testing.assert_close(actions[3], policy.predict_action_chunk(prompt[None], window)[0, 0])
 
 
+def _input_sensitive(policy: Vid2RobotPolicy) -> Vid2RobotPolicy:
+    """Re-draw the weights larger: at its small default init an untrained policy decodes nearly the same bin
+    for every chunk step, frame and prompt, which would let a wrong blend pass unnoticed."""
+    with torch.no_grad():
+        for name, weight in policy.named_parameters():
+            if weight.dim() > 1:
+                weight.normal_(0, 3 / weight.shape[-1] ** 0.5)
+            if name.endswith("queries"):
+                weight.normal_()
+    return policy
+
+
 def test_temporal_ensembling_blends_the_chunks_that_cover_each_step(tiny_config) -> None:
     config = tiny_config(horizon=3)
-    policy = Vid2RobotPolicy(config).eval()
+    policy = _input_sensitive(Vid2RobotPolicy(config).eval())
     prompt = torch.rand(config.prompt_frames, 3, 32, 32)
     episode = torch.rand(5, 3, 32, 32)
     windows = torch.stack([episode[state_window_indices(t, config.state_frames)] for t in range(5)])
@@ -140,6 +152,14 @@ def test_temporal_ensembling_blends_the_chunks_that_cover_each_step(tiny_config)
     torch.testing.assert_close(actions[4], expected)
     torch.testing.assert_close(actions[0], chunks[0, 0])  # one chunk so far: its first action
     torch.testing.assert_close(actions[1], (chunks[0, 1] + weights[1] * chunks[1, 0]) / weights[:2].sum())
+    # a new prompt drops the old prompt's chunks: the next action is the new prompt's own first action
+    other_prompt = torch.rand(config.prompt_frames, 3, 32, 32)
+    policy.set_prompt(other_prompt)
+    extra = torch.rand(3, 32, 32)
+    window = torch.stack([episode[3], episode[4], extra])[None]
+    expected = policy.predict_action_chunk(other_prompt[None], window)[0, 0]
+    torch.testing.assert_close(policy.select_action(extra), expected)
+    policy.set_prompt(prompt)
     # reset forgets the previous episode's chunks; None goes back to replaying
     policy.reset()
     torch.testing.assert_close(policy.select_action(episode[0]), chunks[0, 0])

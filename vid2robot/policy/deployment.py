@@ -60,13 +60,17 @@ class DeployablePolicy(nn.Module):
 
     @torch.no_grad()
     def set_prompt(self, prompt: torch.Tensor | int) -> None:
-        """Encode the task prompt once and cache it; drops any queued actions of the previous prompt."""
+        """Encode the task prompt once and cache it; drops the previous prompt's pending actions."""
         self._prompt = self.encode_prompt(self._check_single_prompt(prompt))
-        self._queue.clear()
+        self._drop_pending_actions()
 
     def reset(self) -> None:
-        """New episode: clear the robot-frame history and the action queue (the prompt stays)."""
+        """New episode: clear the robot-frame history and the pending actions (the prompt stays)."""
         self._history.clear()
+        self._drop_pending_actions()
+
+    def _drop_pending_actions(self) -> None:
+        """Forget the chunks already predicted: the replay queue and the chunks being blended."""
         self._queue.clear()
         if self._ensembler is not None:
             self._ensembler.reset()

@@ -230,17 +230,14 @@ def evaluate_closed_loop(
 
 def results_markdown(summary: dict) -> str:
     """A markdown table of per-task and mean success with 95% Wilson intervals."""
+    coeff = summary.get("temporal_ensemble_coeff")
+    blending = "" if coeff is None else f"; overlapping action chunks blended (coefficient {coeff})"
     lines = [
         f"# Closed-loop success: {summary['policy']}",
         "",
         f"Prompts: `{summary['prompt_camera']}` camera, `{summary['prompt_split']}` episodes of "
         f"`{summary['prompt_dataset']}`; {summary['episodes_per_task']} episodes per task, seed {summary['seed']}, "
-        f"max {summary['max_steps']} steps"
-        + (
-            f"; overlapping action chunks blended (coefficient {summary['temporal_ensemble_coeff']})."
-            if summary.get("temporal_ensemble_coeff") is not None
-            else "."
-        ),
+        f"max {summary['max_steps']} steps{blending}.",
         "",
         "| task | success | 95% CI | successes | mean steps |",
         "|---|---|---|---|---|",
