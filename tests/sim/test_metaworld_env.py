@@ -136,3 +136,21 @@ def test_hide_goal_covers_tasks_with_their_own_goal_site_names() -> None:
         assert len(goals) == 2 and (model.site_rgba[goals, 3] == 0).all()
     with pytest.raises(ValueError, match="shared_start needs a task of an opposite pair"):
         MetaWorldEnv("reach-v3", shared_start=True)
+
+
+def test_triton_imports_after_a_render() -> None:
+    """Mesa's llvmpipe and Triton each bring an LLVM: importing Triton after a render used to segfault."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("triton")
+    script = (
+        "import vid2robot.sim\n"
+        "from vid2robot.sim.metaworld_env import MetaWorldEnv\n"
+        "with MetaWorldEnv('reach-v3', image_size=32) as env:\n"
+        "    env.reset(0)\n"
+        "import torch._dynamo, lightning\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

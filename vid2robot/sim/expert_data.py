@@ -19,23 +19,31 @@ import numpy as np
 from tqdm import tqdm
 
 from vid2robot.data.episode_format import DatasetInfo, EpisodeRecord, EpisodeWriter
+from vid2robot.sim.hand_demonstrator import (
+    HAND_CAMERA,
+    HAND_POOLS,
+    HandAppearance,
+    pace_indices,
+    sample_appearance,
+)
 from vid2robot.sim.metaworld_env import (
     ACTION_NAMES,
     CAMERA_VIEWS,
+    CONTROL_FPS,
     MAX_PATH_LENGTH,
-    METAWORLD_CAMERAS,
     SHARED_STARTS,
     STATE_NAMES,
+    VIEW_CAMERAS,
     MetaWorldEnv,
     check_task,
     task_index,
     task_text,
 )
 
-# Meta-World steps 5 physics steps of 2.5 ms: 80 control steps per second of simulated time.
-CONTROL_FPS = 80
 DEMO_TASKS = ("reach-v3", "push-v3", "drawer-open-v3", "button-press-topdown-v3", "door-open-v3")
-DATAGEN_PURPOSE, EVAL_PURPOSE = 0, 1  # separate seed streams for demonstrations and closed-loop evaluation
+# Separate seed streams: demonstration layouts, closed-loop evaluation layouts, hand demonstrator appearances.
+DATAGEN_PURPOSE, EVAL_PURPOSE, HAND_PURPOSE = 0, 1, 2
+HAND_APPEARANCES_FILE = "hand_appearances.json"
 
 
 def episode_seed(seed: int, task_name: str, attempt: int, purpose: int = DATAGEN_PURPOSE) -> int:
@@ -54,10 +62,15 @@ class DatagenConfig:
     val_episodes_per_task: int = 4  # held out: validation prompts and closed-loop prompt videos
     seed: int = 0
     image_size: int = 96
-    cameras: list[str] = field(default_factory=lambda: list(CAMERA_VIEWS))  # the views recorded
-    # View name -> Meta-World camera. Views named demonstrator* show the re-coloured arm. Another camera for
-    # a view records the same episodes (same seed and counts) from another viewpoint.
+    cameras: list[str] = field(default_factory=lambda: ["robot", "demonstrator"])  # the views recorded
+    # View name -> Meta-World camera, or "hand_view" for the hand demonstrator. Views named demonstrator* show
+    # the re-coloured arm. Another camera for a view records the same episodes (same seed and counts) from
+    # another viewpoint.
     camera_views: dict[str, str] = field(default_factory=lambda: dict(CAMERA_VIEWS))
+    # Hand views: the appearance pool ("seen" for training data, "held_out" for evaluation prompts only) and
+    # whether each episode draws its own look from it (false: one canonical look, no path noise or pace).
+    hand_pool: str = "seen"
+    hand_variation: bool = True
     hide_goal: bool = False  # no goal marker in any view: only the prompt can say where to go
     shared_start: bool = False  # opposite-task pairs start from one scene (SHARED_STARTS)
     workers: int = 2
@@ -86,8 +99,12 @@ class DatagenConfig:
             )
         if unmapped := [c for c in self.cameras if c not in self.camera_views]:
             raise ValueError(f"cameras {unmapped} have no entry in camera_views {dict(self.camera_views)}")
-        if unknown := {v: c for v, c in self.camera_views.items() if c not in METAWORLD_CAMERAS}:
-            raise ValueError(f"camera_views {unknown}: Meta-World's cameras are {list(METAWORLD_CAMERAS)}")
+        if unknown := {v: c for v, c in self.camera_views.items() if c not in VIEW_CAMERAS}:
+            raise ValueError(
+                f"camera_views {unknown}: choose Meta-World's cameras or {HAND_CAMERA!r}: {list(VIEW_CAMERAS)}"
+            )
+        if self.hand_pool not in HAND_POOLS:
+            raise ValueError(f"hand_pool must be one of {sorted(HAND_POOLS)}, got {self.hand_pool!r}")
         if self.stop_after_success < 0 or self.workers < 0 or self.max_attempts_per_episode < 1:
             raise ValueError("stop_after_success and workers must be >= 0, max_attempts_per_episode >= 1")
 
@@ -101,12 +118,14 @@ class ExpertEpisode:
     states: np.ndarray
     success: bool
     first_success_step: int  # -1 when the expert never succeeded
+    hand_appearance: HandAppearance | None = None  # the look of the hand views, when recorded
 
 
 def rollout_expert(env: MetaWorldEnv, seed: int, stop_after_success: int) -> ExpertEpisode:
     """Run the scripted expert from the layout of ``seed``; stops ``stop_after_success`` steps after success.
 
-    Step ``i`` stores the frames and state observed before action ``i``.
+    Step ``i`` stores the frames and state observed before action ``i``. Hand views show the expert's steps
+    at the pace of ``env.hand_appearance`` (``pace_indices``): one frame per step still, a person's timing.
     """
     obs = env.reset(seed)
     frames: dict[str, list[np.ndarray]] = {cam: [] for cam in env.cameras}
@@ -121,15 +140,28 @@ def rollout_expert(env: MetaWorldEnv, seed: int, stop_after_success: int) -> Exp
         obs, success, done = env.step(action)
         if success and first_success < 0:
             first_success = len(actions) - 1
+    videos = {cam: np.stack(f) for cam, f in frames.items()}
+    hand_views = [cam for cam in env.cameras if env.camera_views[cam] == HAND_CAMERA]
+    for cam in hand_views:
+        videos[cam] = videos[cam][pace_indices(len(actions), env.hand_appearance)]
     return ExpertEpisode(
         env.task_name,
         seed,
-        {cam: np.stack(f) for cam, f in frames.items()},
+        videos,
         np.stack(actions),
         np.stack(states),
         first_success >= 0,
         first_success,
+        env.hand_appearance if hand_views else None,
     )
+
+
+def hand_appearance(config: DatagenConfig, task: str, attempt: int) -> HandAppearance:
+    """The hand demonstrator's look for one attempt: a function of (seed, task, attempt, pool)."""
+    if not config.hand_variation:
+        return HandAppearance.canonical()
+    sequence = np.random.SeedSequence([config.seed, task_index(task), attempt, HAND_PURPOSE])
+    return sample_appearance(np.random.default_rng(sequence), config.hand_pool)
 
 
 _WORKER_ENVS: dict[str, MetaWorldEnv] = {}
@@ -160,9 +192,9 @@ def _run_attempt(job: tuple[str, int]) -> ExpertEpisode:
             max_steps=config.max_steps,
             **scene_options(config),
         )
-    episode = rollout_expert(
-        _WORKER_ENVS[task], episode_seed(config.seed, task, attempt), config.stop_after_success
-    )
+    env = _WORKER_ENVS[task]
+    env.hand_appearance = hand_appearance(config, task, attempt)
+    episode = rollout_expert(env, episode_seed(config.seed, task, attempt), config.stop_after_success)
     episode.attempt = attempt
     return episode
 
@@ -189,7 +221,12 @@ def recorded_scene(info: DatasetInfo) -> dict[str, bool]:
     return dict(info.extra.get("scene", {}))
 
 
+def hand_views(config: DatagenConfig) -> list[str]:
+    return [cam for cam in config.cameras if config.camera_views[cam] == HAND_CAMERA]
+
+
 def dataset_info(config: DatagenConfig) -> DatasetInfo:
+    hand = {"pool": config.hand_pool, "variation": config.hand_variation} if hand_views(config) else {}
     return DatasetInfo(
         fps=CONTROL_FPS,
         cameras=tuple(config.cameras),
@@ -202,7 +239,8 @@ def dataset_info(config: DatagenConfig) -> DatasetInfo:
             "camera_views": {cam: config.camera_views[cam] for cam in config.cameras},
             "simulator": "metaworld 3.1.1",
             "scene": scene_options(config),
-        },
+        }
+        | ({"hand": hand} if hand else {}),
     )
 
 
@@ -217,6 +255,7 @@ def generate_expert_dataset(config: DatagenConfig) -> dict:
     started = time.perf_counter()
     root = Path(config.out_dir)
     kept: dict[str, list[EpisodeRecord]] = {task: [] for task in config.tasks}
+    appearances: dict[int, dict] = {}
     tried = {task: 0 for task in config.tasks}
     succeeded = {task: 0 for task in config.tasks}
     writer = EpisodeWriter(root, dataset_info(config), overwrite=config.overwrite)
@@ -248,6 +287,10 @@ def generate_expert_dataset(config: DatagenConfig) -> dict:
                 seed=episode.seed,
             )
             kept[episode.task].append(record)
+            if episode.hand_appearance is not None:
+                appearances[record.episode_index] = episode.hand_appearance.to_dict() | {
+                    "attempt": episode.attempt
+                }
             bar.update(1)
             bar.set_postfix(attempts=sum(tried.values()), refresh=False)
     bar.close()
@@ -274,6 +317,10 @@ def generate_expert_dataset(config: DatagenConfig) -> dict:
     with open(root / "meta" / "datagen.json", "w") as f:
         json.dump(summary, f, indent=2)
         f.write("\n")
+    if appearances:  # every hand episode's look, so a dataset says which variations it holds
+        with open(root / "meta" / HAND_APPEARANCES_FILE, "w") as f:
+            json.dump({str(k): v for k, v in sorted(appearances.items())}, f, indent=1)
+            f.write("\n")
     missing = [task for task in config.tasks if len(kept[task]) < config.episodes_per_task]
     if missing:
         tqdm.write(

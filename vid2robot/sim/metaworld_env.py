@@ -1,7 +1,7 @@
 """Meta-World (MT10 and the other v3 tasks) as a camera-frame environment with fast CPU rendering.
 
-Two named views: ``robot`` (what the policy sees) and ``demonstrator`` (another viewpoint with the arm
-re-coloured, standing in for a human video so prompts differ in embodiment and viewpoint). Frames are
+Named views: ``robot`` (what the policy sees), ``demonstrator`` (another viewpoint with the arm re-coloured) and
+``hand`` (the robot hidden and a human hand doing the task, ``vid2robot.sim.hand_demonstrator``). Frames are
 ``uint8 [S, S, 3]`` RGB. Layouts (object and goal positions) are a pure function of the reset seed.
 The package ``vid2robot.sim`` (imported before this module) sets the headless rendering defaults.
 """
@@ -24,12 +24,18 @@ from metaworld.policies import ENV_POLICY_MAP
 from metaworld.sawyer_xyz_env import SawyerXYZEnv
 from metaworld.types import Task
 
+from vid2robot.sim.hand_demonstrator import HAND_CAMERA, HandAppearance, HandRenderer
+
 MT10_TASKS: tuple[str, ...] = tuple(MT10_V3)
 ALL_TASKS: tuple[str, ...] = MT10_TASKS + tuple(t for t in ALL_V3_ENVIRONMENTS if t not in MT10_TASKS)
-CAMERA_VIEWS: dict[str, str] = {"robot": "corner", "demonstrator": "corner3"}
-# The cameras of every Meta-World v3 model; a view can be any of them.
+CAMERA_VIEWS: dict[str, str] = {"robot": "corner", "demonstrator": "corner3", "hand": HAND_CAMERA}
+# The cameras of every Meta-World v3 model; a view can be any of them, or HAND_CAMERA (the hand demonstrator,
+# seen from its episode's own viewpoint).
 METAWORLD_CAMERAS = ("topview", "corner", "corner2", "corner3", "corner4", "behindGripper", "gripperPOV")
+VIEW_CAMERAS = (*METAWORLD_CAMERAS, HAND_CAMERA)
+
 MAX_PATH_LENGTH = 500  # Meta-World refuses to step further without a reset
+CONTROL_FPS = 80  # Meta-World steps 5 physics steps of 2.5 ms: 80 control steps per second of simulated time
 ACTION_NAMES = ("dx", "dy", "dz", "gripper")
 STATE_NAMES = (
     *(f"hand_{a}" for a in "xyz"),
@@ -115,7 +121,7 @@ _EXIT_HOOK: list[bool] = []
 # cyclic garbage collector can finalize an env in the middle of another env's render, between making that
 # renderer's GL context current and reading its pixels; closing a context there (EGL releases the thread's
 # current context) leaves the render drawing nowhere, and it returns uninitialised memory as the frame.
-_PENDING_RELEASE: deque[tuple[mujoco.Renderer, SawyerXYZEnv]] = deque()
+_PENDING_RELEASE: deque[tuple[tuple[mujoco.Renderer, ...], SawyerXYZEnv]] = deque()
 
 
 def _close_live_envs() -> None:
@@ -130,18 +136,19 @@ def _register_exit_hook() -> None:
         _EXIT_HOOK.append(True)
 
 
-def _defer_release(renderer: mujoco.Renderer, env: SawyerXYZEnv) -> None:
-    _PENDING_RELEASE.append((renderer, env))
+def _defer_release(renderers: tuple[mujoco.Renderer, ...], env: SawyerXYZEnv) -> None:
+    _PENDING_RELEASE.append((renderers, env))
 
 
 def _release_pending() -> None:
     """Close the queued renderers; called once per render, so an empty queue costs one length check."""
     while _PENDING_RELEASE:
         try:
-            renderer, env = _PENDING_RELEASE.popleft()
+            renderers, env = _PENDING_RELEASE.popleft()
         except IndexError:  # emptied by another thread (the ROS sim node renders in its own thread)
             return
-        renderer.close()
+        for renderer in renderers:
+            renderer.close()
         env.close()
 
 
@@ -198,7 +205,7 @@ class MetaWorldEnv:
         self._expert = ENV_POLICY_MAP[task_name]()
         model = self._env.model
         for name in views.values():
-            if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, name) < 0:
+            if name != HAND_CAMERA and mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, name) < 0:
                 raise ValueError(f"camera {name!r} is not in the {task_name} model")
         if hide_goal:  # "goal" in most tasks; some name theirs per task (handle-press: goalPress, goalPull)
             for site in range(model.nsite):
@@ -211,9 +218,14 @@ class MetaWorldEnv:
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
         self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
         self._recolour = self._demonstrator_colours(model)
-        # Free the GL context (at the next safe point) once the env is collected, and at exit before MuJoCo's own
+        # The hand view draws from its own render-only model (built only when a camera shows it).
+        hand_view = any(views[c] == HAND_CAMERA for c in self.cameras)
+        self._hand = HandRenderer(self._env, image_size) if hand_view else None
+        self.hand_appearance = HandAppearance.canonical()
+        renderers = (self._renderer,) if self._hand is None else (self._renderer, self._hand.renderer)
+        # Free the GL contexts (at the next safe point) once the env is collected, and at exit before MuJoCo's own
         # exit hook terminates the EGL display (registered on the first context, so ours must come after it).
-        self._finalizer = weakref.finalize(self, _defer_release, self._renderer, self._env)
+        self._finalizer = weakref.finalize(self, _defer_release, renderers, self._env)
         self._finalizer.atexit = False
         _register_exit_hook()
         _LIVE_ENVS.add(self)
@@ -256,6 +268,12 @@ class MetaWorldEnv:
         if camera not in self.camera_views:
             raise ValueError(f"unknown camera {camera!r}; known: {sorted(self.camera_views)}")
         _release_pending()
+        if self.camera_views[camera] == HAND_CAMERA:
+            if self._hand is None:
+                raise ValueError(
+                    f"camera {camera!r} shows the hand: pass it in cameras= when creating the env"
+                )
+            return self._hand.render(self.hand_appearance, self.steps / CONTROL_FPS)
         model = self._env.model
         recolour = (
             camera.startswith("demonstrator") and self.demonstrator_appearance and len(self._recolour[0])

@@ -10,8 +10,18 @@ import numpy as np
 from torch.utils.data import DataLoader, Subset
 
 from vid2robot.data.augment import VideoAugmentation
+from vid2robot.data.episode_dataset import EpisodeDataset
 from vid2robot.data.paired_dataset import PairedVideoDataset
 from vid2robot.training.resumable_loader import ResumableDataLoader, ResumableRandomSampler
+
+
+def refuse_held_out_hands(episodes: EpisodeDataset) -> None:
+    """Hand looks of the held-out pool exist for evaluation prompts only: never train on them."""
+    if episodes.info.extra.get("hand", {}).get("pool") == "held_out":
+        raise ValueError(
+            f"{episodes.root} holds held-out hand looks (hand_pool=held_out), which are for evaluation "
+            "prompts only; train on a dataset generated with hand_pool=seen"
+        )
 
 
 class PolicyDataModule(L.LightningDataModule):
@@ -56,7 +66,9 @@ class PolicyDataModule(L.LightningDataModule):
 
     def _dataset(self, split: str) -> PairedVideoDataset:
         h = self.hparams
-        return PairedVideoDataset(
+        if split == "train":
+            refuse_held_out_hands(EpisodeDataset(h.root))
+        dataset = PairedVideoDataset(
             h.root,
             split=split,
             image_size=h.image_size,
@@ -71,6 +83,7 @@ class PolicyDataModule(L.LightningDataModule):
             robot_trajectory_frames=h.robot_trajectory_frames,
             augmentation=self.augmentation,
         )
+        return dataset
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
