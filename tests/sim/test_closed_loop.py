@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +113,49 @@ def test_evaluation_builds_the_scenes_the_prompt_data_recorded(tmp_path: Path) -
     assert results["mean_success_rate"] == 1.0
     with pytest.raises(ValueError, match=r"shared_start needs tasks of opposite pairs .*\['reach-v3'\]"):
         small_config(tmp_path / "x", tasks=["reach-v3", "drawer-open-v3"], shared_start=True)
+
+
+class OppositeExpert(ExpertPolicy):
+    """Ignores the prompt and does the scene's *other* task (the pair's opposite expert on this env's state)."""
+
+    def bind_env(self, env) -> None:
+        from metaworld.policies import ENV_POLICY_MAP
+
+        from vid2robot.sim.metaworld_env import OPPOSITE_TASK
+
+        super().bind_env(env)
+        self.opposite = ENV_POLICY_MAP[OPPOSITE_TASK[env.task_name]]()
+
+    def select_action(self, frame: torch.Tensor) -> torch.Tensor:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Constant(s) may be too high": clipped below
+            action = self.opposite.get_action(self.env._raw_obs)
+        return torch.from_numpy(np.clip(np.asarray(action, np.float32), -1.0, 1.0))
+
+
+def test_prompt_swap_matrix_tells_which_task_was_done(tmp_path: Path) -> None:
+    """The expert lands on the diagonal; the opposite task's expert, run in each scene, off it (the probe
+    watches the pair's other task); without prompt_swap no matrix is built."""
+    pair = ["drawer-open-v3", "drawer-close-v3"]
+    generate_expert_dataset(
+        small_config(tmp_path / "data", tasks=pair, episodes_per_task=2, hide_goal=True, shared_start=True)
+    )
+    source = PromptSource(tmp_path / "data", camera="robot")
+    options = dict(episodes_per_task=2, seed=0, image_size=32, video=False, progress=False, max_steps=150)
+    own = evaluate_closed_loop(ExpertPolicy(), pair, source, out_dir=tmp_path / "own", **options)
+    other = evaluate_closed_loop(OppositeExpert(), pair, source, out_dir=tmp_path / "other", **options)
+    key = "drawer-open-v3|drawer-close-v3"
+    assert own["prompt_swap"][key]["prompt_following"] == 1.0
+    assert other["prompt_swap"][key]["prompt_following"] == 0.0
+    for prompt in pair:
+        done = other["prompt_swap"][key]["prompts"][prompt]
+        opposite = next(t for t in pair if t != prompt)
+        assert done[opposite]["count"] == 2 and done[prompt]["count"] == 0
+        assert own["prompt_swap"][key]["prompts"][prompt][prompt]["count"] == 2
+    assert other["mean_success_rate"] == 0.0  # the drawer went the other way every time
+    markdown = (tmp_path / "other" / "results.md").read_text()
+    assert "| drawer-open-v3 | 0% [0%, 66%] | 100% [34%, 100%] | 0% [0%, 66%] |" in markdown
+    alone = evaluate_closed_loop(
+        ExpertPolicy(), pair, source, out_dir=tmp_path / "off", prompt_swap=False, **options
+    )
+    assert alone["prompt_swap"] == {} and alone["tasks"]["drawer-open-v3"]["per_episode"][0]["first_done"]

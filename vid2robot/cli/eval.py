@@ -57,6 +57,7 @@ def run_closed_loop(policy: DeployablePolicy, cfg: DictConfig, out_dir: Path) ->
         out_dir=out_dir,
         video=cfg.closed_loop.video,
         max_steps=cfg.closed_loop.max_steps,
+        prompt_swap=cfg.closed_loop.prompt_swap,
     )
     log.info("\n%s", results_markdown(summary))
     return summary

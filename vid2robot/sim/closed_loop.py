@@ -24,7 +24,14 @@ from vid2robot.data.episode_dataset import EpisodeDataset
 from vid2robot.policy.frame_sampling import sample_prompt_frames
 from vid2robot.policy.preprocess import frames_to_tensor
 from vid2robot.sim.expert_data import EVAL_PURPOSE, episode_seed, recorded_scene
-from vid2robot.sim.metaworld_env import MAX_PATH_LENGTH, MetaWorldEnv, check_task, task_index
+from vid2robot.sim.metaworld_env import (
+    MAX_PATH_LENGTH,
+    OPPOSITE_TASK,
+    MetaWorldEnv,
+    TaskSuccessProbe,
+    check_task,
+    task_index,
+)
 from vid2robot.sim.rollout_video import side_by_side, write_side_by_side
 
 
@@ -94,6 +101,14 @@ def _policy_sizes(policy: Policy, image_size: int | None, prompt_frames: int | N
     return int(image_size), int(prompt_frames)
 
 
+@dataclass
+class EpisodeOutcome:
+    success: bool
+    first_done: str | None  # the task whose success came first (with a probe: either task of the pair)
+    frames: list[np.ndarray]
+    labels: list[str]
+
+
 def _run_episode(
     policy: Policy,
     env: MetaWorldEnv,
@@ -101,22 +116,31 @@ def _run_episode(
     layout_seed: int,
     image_size: int,
     record: bool,
-) -> tuple[bool, list[np.ndarray], list[str]]:
-    """One prompted episode until success or ``max_steps``; returns success and, if ``record``, frames."""
+    probe: TaskSuccessProbe | None = None,
+) -> EpisodeOutcome:
+    """One prompted episode until success or ``max_steps``; ``probe`` also watches the pair's other task."""
     with torch.inference_mode():
         policy.set_prompt(prompt)
         policy.reset()
         obs = env.reset(layout_seed)
+        if probe is not None:
+            probe.reset(layout_seed)
         frames, labels, success, done = [obs.frames["robot"]], [f"{env.task_name} t=0"], False, False
+        first_done: str | None = None
         while not (success or done):
             action = _as_action(
                 policy.select_action(frames_to_tensor(obs.frames["robot"], image_size)), env.action_dim
             )
             obs, success, done = env.step(action)
+            if first_done is None:
+                if success:
+                    first_done = env.task_name
+                elif probe is not None and probe(action):
+                    first_done = probe.task_name
             if record:
                 frames.append(obs.frames["robot"])
                 labels.append(f"{env.task_name} t={env.steps}" + (" SUCCESS" if success else ""))
-    return success, frames, labels
+    return EpisodeOutcome(success, first_done, frames, labels)
 
 
 def evaluate_closed_loop(
@@ -131,12 +155,18 @@ def evaluate_closed_loop(
     image_size: int | None = None,
     prompt_frames: int | None = None,
     progress: bool = True,
+    prompt_swap: bool = True,
 ) -> dict:
     """Run ``episodes_per_task`` fresh episodes per task; returns (and writes) per-task and mean success.
 
     Layout seeds come from a stream separate from data generation, so no evaluation layout is a training
     demo. Prompts cycle through the task's held-out episodes. Policies that read simulator state (the
     scripted ``ExpertPolicy``) get each task's environment through ``policy.bind_env(env)``.
+
+    With ``prompt_swap``, every task evaluated together with its opposite (``OPPOSITE_TASK``: one scene, two
+    tasks) also has the opposite task's success watched in each episode; ``summary["prompt_swap"]`` then says,
+    per pair and prompt, which task the robot did first. The diagonal is prompt following; the off-diagonal
+    is doing the scene's other task whatever the prompt said.
     """
     for task in tasks:
         check_task(task)
@@ -164,24 +194,28 @@ def evaluate_closed_loop(
         ) as env:
             if hasattr(policy, "bind_env"):
                 policy.bind_env(env)
+            partner = OPPOSITE_TASK.get(task) if prompt_swap else None
+            probe = TaskSuccessProbe(env, partner) if partner in tasks else None
             for i in range(episodes_per_task):
                 prompt_episode = dataset.episode(prompts[task][i % len(prompts[task])])
                 indices = sample_prompt_frames(prompt_episode.length, prompt_frames)
                 raw_prompt = prompt_episode.frames(prompt_source.camera, indices)
                 layout_seed = episode_seed(seed, task, i, EVAL_PURPOSE)
                 by_task_id = getattr(policy, "prompt_kind", "video") == "task_index"  # the oracle baseline
-                success, frames, labels = _run_episode(
+                outcome = _run_episode(
                     policy,
                     env,
                     task_index(task) if by_task_id else frames_to_tensor(raw_prompt, image_size),
                     layout_seed,
                     image_size,
                     video and i == 0,
+                    probe,
                 )
                 episodes.append(
                     {
                         "seed": layout_seed,
-                        "success": success,
+                        "success": outcome.success,
+                        "first_done": outcome.first_done,
                         "steps": env.steps,
                         "prompt_episode": prompt_episode.record.episode_index,
                     }
@@ -191,9 +225,11 @@ def evaluate_closed_loop(
                     label = f"prompt: {prompt_source.camera} ep {prompt_episode.record.episode_index}"
                     write_side_by_side(
                         out_dir / f"rollout_{task}.mp4",
-                        side_by_side(prompt_video, np.stack(frames), label, labels),
+                        side_by_side(prompt_video, np.stack(outcome.frames), label, outcome.labels),
                     )
                 bar.update(1)
+            if probe is not None:
+                probe.close()
         successes = sum(e["success"] for e in episodes)
         results[task] = {
             "success_rate": successes / episodes_per_task,
@@ -222,10 +258,66 @@ def evaluate_closed_loop(
         "mean_success_rate": float(np.mean([r["success_rate"] for r in results.values()])),
         # Equal episodes per task: the pooled rate is the mean rate, and its Wilson interval the mean's.
         "mean_ci95": wilson_interval(total, episodes_per_task * len(tasks)),
+        "prompt_swap": prompt_swap_matrix(results) if prompt_swap else {},
     }
     (out_dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out_dir / "results.md").write_text(results_markdown(summary))
     return summary
+
+
+def prompt_swap_matrix(results: dict[str, dict]) -> dict[str, dict]:
+    """Per opposite pair evaluated together: for each prompt task, how often each task was done first.
+
+    ``{"drawer-open-v3|drawer-close-v3": {prompt: {"drawer-open-v3": {...}, "drawer-close-v3": {...},
+    "neither": {...}}}}``, each cell ``{"count", "rate", "ci95"}``; ``prompt_following`` is the diagonal's
+    pooled rate with its Wilson interval.
+    """
+    matrix: dict[str, dict] = {}
+    for task in results:
+        partner = OPPOSITE_TASK.get(task)
+        if partner not in results or f"{partner}|{task}" in matrix:
+            continue
+        pair = (task, partner)
+        rows = {}
+        for prompt in pair:
+            firsts = [e["first_done"] for e in results[prompt]["per_episode"]]
+            n = len(firsts)
+            rows[prompt] = {
+                column: {"count": k, "rate": k / n, "ci95": wilson_interval(k, n)}
+                for column, k in [(t, firsts.count(t)) for t in pair] + [("neither", firsts.count(None))]
+            }
+        followed = sum(rows[p][p]["count"] for p in pair)
+        trials = sum(results[p]["episodes"] for p in pair)
+        matrix["|".join(pair)] = {
+            "prompts": rows,
+            "prompt_following": followed / trials,
+            "prompt_following_ci95": wilson_interval(followed, trials),
+        }
+    return matrix
+
+
+def prompt_swap_markdown(matrix: dict[str, dict]) -> str:
+    """One table per pair: rows are prompts, columns the task done first (95% Wilson intervals)."""
+    if not matrix:
+        return ""
+    lines = ["## Prompt swap: which task was done first", ""]
+    for key, entry in matrix.items():
+        pair = key.split("|")
+        lines += [
+            f"| prompt | did {pair[0]} | did {pair[1]} | neither |",
+            "|---|---|---|---|",
+        ]
+        for prompt, row in entry["prompts"].items():
+            cells = [_rate_cell(row[column]) for column in (*pair, "neither")]
+            lines.append(f"| {prompt} | " + " | ".join(cells) + " |")
+        low, high = entry["prompt_following_ci95"]
+        lines += ["", f"Prompt followed: {entry['prompt_following']:.1%} [{low:.1%}, {high:.1%}]", ""]
+    return "\n".join(lines)
+
+
+def _rate_cell(cell: dict) -> str:
+    low, high = cell["ci95"]
+    return f"{cell['rate']:.0%} [{low:.0%}, {high:.0%}]"
 
 
 def results_markdown(summary: dict) -> str:
@@ -250,4 +342,5 @@ def results_markdown(summary: dict) -> str:
         )
     low, high = summary["mean_ci95"]
     lines.append(f"| **mean** | **{summary['mean_success_rate']:.1%}** | [{low:.1%}, {high:.1%}] | | |")
-    return "\n".join(lines) + "\n"
+    swap = prompt_swap_markdown(summary.get("prompt_swap", {}))
+    return "\n".join(lines) + "\n" + ("\n" + swap if swap else "")

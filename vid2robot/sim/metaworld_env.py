@@ -71,6 +71,16 @@ SHARED_STARTS: dict[str, float] = {
     "door-unlock-v3": 0.785,
 }
 _SHARED_JOINT_QPOS = 9
+# Each opposite pair's other task: both are done in one scene, so a prompt-swap evaluation can check both.
+OPPOSITE_TASK: dict[str, str] = {
+    a: b
+    for x, y in (
+        ("drawer-open-v3", "drawer-close-v3"),
+        ("handle-press-v3", "handle-pull-v3"),
+        ("door-lock-v3", "door-unlock-v3"),
+    )
+    for a, b in ((x, y), (y, x))
+}
 # The demonstrator's arm: skin-toned links and a dark gripper instead of the Sawyer's red and grey.
 ARM_RGBA = (0.87, 0.68, 0.55, 1.0)
 GRIPPER_RGBA = (0.15, 0.15, 0.18, 1.0)
@@ -353,3 +363,50 @@ class MetaWorldEnv:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class TaskSuccessProbe:
+    """Whether another task of the same scene counts as done in an env's current state (no rendering).
+
+    For the opposite pairs (``OPPOSITE_TASK``): the probe is the other task's own Meta-World env, reset to the
+    same layout (checked: same object placements), which reads the scene env's physics
+    state each step and applies its own success test. A prompt-swap evaluation uses it to see which task a
+    policy did, whatever task's prompt it was given.
+    """
+
+    def __init__(self, env: MetaWorldEnv, task_name: str) -> None:
+        check_task(task_name)
+        self.env, self.task_name = env, task_name
+        self._probe = _make_mt_env(task_name)
+        if self._probe.model_name != env._env.model_name:
+            raise ValueError(f"{task_name} is not played in the scene of {env.task_name}: no shared model")
+        self._probe._freeze_rand_vec = False
+        self._probe.seeded_rand_vec = True
+
+    def reset(self, seed: int) -> None:
+        """Match the scene env's layout ``seed`` (call right after ``env.reset(seed)``)."""
+        probe, scene = self._probe, self.env._env
+        probe.seed(int(seed))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            probe.reset()
+        # The objects must stand where the scene's stand (the arms may start apart: the probe copies the arm).
+        same_layout = np.allclose(probe.model.body_pos, scene.model.body_pos)
+        if not same_layout:
+            raise ValueError(f"{self.task_name} and {self.env.task_name} lay out seed {seed} differently")
+
+    def __call__(self, action: np.ndarray) -> bool:
+        """The probe task's success flag for the scene env's current state, reached by ``action``."""
+        probe, scene = self._probe, self.env._env
+        probe.data.qpos[:] = scene.data.qpos
+        probe.data.qvel[:] = scene.data.qvel
+        probe.data.mocap_pos[:] = scene.data.mocap_pos
+        probe.data.mocap_quat[:] = scene.data.mocap_quat
+        mujoco.mj_forward(probe.model, probe.data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            _, info = probe.evaluate_state(probe._get_obs(), np.clip(action, -1.0, 1.0))
+        return bool(info["success"])
+
+    def close(self) -> None:
+        self._probe.close()
