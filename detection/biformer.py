@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import kernels
+from detection.safe_files import load_torch_file
 
 __all__ = [
     "AttentionLePE",
@@ -332,7 +333,7 @@ def load_official_checkpoint(model: BiFormer, path: str | Path) -> list[str]:
     The classifier head is skipped when its shape differs (fine-tuning to another ``num_classes``); every other
     tensor must match by name and shape. Returns the names left at their initial values (the head, if skipped).
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch_file(path, what="BiFormer checkpoint")
     state = state.get("model", state.get("state_dict", state))
     own = model.state_dict()
     skipped = [

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from detection.biformer import DropPath
+from detection.safe_files import load_torch_file
 
 __all__ = [
     "VisionTransformer",
@@ -208,7 +209,7 @@ def load_vit_checkpoint(model: VisionTransformer, path: str | Path) -> list[str]
 
     A head of another shape is skipped; returns the names left at their initial values.
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch_file(path, what="ViT checkpoint")
     state = dict(state.get("model", state.get("state_dict", state)))
     own = model.state_dict()
     if "pos_embed" in state and state["pos_embed"].shape != own["pos_embed"].shape:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ from ros_nodes.image_conversion import ImageConversionError, image_to_rgb
 from ros_nodes.log_limiter import RepeatFilter
 from ros_nodes.node_parameters import POLICY_NODE, declare
 from ros_nodes.node_runner import run_node
-from ros_nodes.prompt import prompt_tensor
+from ros_nodes.prompt import ShortPromptWarning, prompt_tensor
 from ros_nodes.rate_stats import RollingStats
 from ros_nodes.safety import ESTOP, SafetyGate
 from vid2robot.policy.checkpoint import load_policy
@@ -159,7 +160,11 @@ class PolicyNode(Node):
 
     def _set_prompt(self, path: str) -> None:
         """Encode the prompt at ``path`` and swap it in (a new episode); raises without touching the old one."""
-        video = prompt_tensor(path, self._policy.config.prompt_frames, self._image_size)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ShortPromptWarning)
+            video = prompt_tensor(path, self._policy.config.prompt_frames, self._image_size)
+        for warning in caught:
+            self.get_logger().warning(str(warning.message))
         with self._policy_lock:
             self._policy.set_prompt(video.to(self._policy.device))
             self._policy.reset()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+
+from detection.safe_files import atomic_write_json
 
 METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
@@ -67,5 +68,5 @@ def format_table(rows: dict[str, dict[str, float]]) -> str:
 def save_metrics(path: str | Path, metrics: dict[str, float]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics, indent=1))
+    atomic_write_json(path, metrics)
     return path

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from detection.devices import check_device
 from detection.plain_detr.config import PlainDETRConfig
 from detection.plain_detr.model import PlainDETR
 from detection.plain_detr.postprocess import topk_detections
+from detection.safe_files import (
+    CheckpointError,
+    atomic_save_safetensors,
+    atomic_write_json,
+    load_safetensors_file,
+    load_torch_file,
+    read_json_file,
+)
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 
@@ -39,7 +46,7 @@ class Detector:
             raise ValueError(f"input_size must be >= the feature stride {model.config.feature_stride}")
         if not 0.0 <= score_threshold <= 1.0 or top_k < 1:
             raise ValueError("score_threshold must be in [0, 1] and top_k >= 1")
-        self.model = model.to(device).eval()
+        self.model = model.to(check_device(device)).eval()
         self.input_size, self.score_threshold, self.top_k = input_size, score_threshold, top_k
         self.device = torch.device(device)
 
@@ -48,32 +55,41 @@ class Detector:
         """A Lightning ``.ckpt`` (from ``vid2robot-train task=detection``) or a folder written by :meth:`save`."""
         path = Path(path)
         if path.is_dir():
-            meta = json.loads((path / CONFIG_NAME).read_text())
+            meta = read_json_file(path / CONFIG_NAME, "detector config (Detector.save's config.json)")
+            if not {"model", "input_size"} <= set(meta):
+                raise CheckpointError(f"{path / CONFIG_NAME} needs 'model' and 'input_size' entries")
             config = PlainDETRConfig.from_dict(meta["model"])
-            state = load_file(str(path / WEIGHTS_NAME))
+            state = load_safetensors_file(path / WEIGHTS_NAME)
             kwargs.setdefault("input_size", int(meta["input_size"]))
         elif path.is_file():
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            ckpt = load_torch_file(path, what="detector checkpoint")
             hp = ckpt.get("hyper_parameters", {})
-            if "model" not in hp:
-                raise ValueError(f"{path} has no 'model' hyper-parameters: not a PlainDETRModule checkpoint")
+            if not isinstance(hp, dict) or "model" not in hp:
+                raise CheckpointError(
+                    f"{path} has no 'model' hyper-parameters: not a PlainDETRModule checkpoint "
+                    "(vid2robot-train task=detection writes those; policies load with vid2robot.policy.load_policy)"
+                )
             config = PlainDETRConfig.from_dict(hp["model"])
             state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
             if "image_size" in hp:
                 kwargs.setdefault("input_size", int(hp["image_size"]))
         else:
-            raise ValueError(f"checkpoint {path} does not exist")
+            raise FileNotFoundError(f"no detector checkpoint at {path}")
         model = PlainDETR(config)
-        model.load_state_dict(state)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:  # missing, unexpected or mis-shaped tensors, all listed by torch
+            raise CheckpointError(f"{path} does not fit the PlainDETR its config describes: {err}") from None
         return cls(model, **kwargs)
 
     def save(self, folder: str | Path) -> Path:
         """Inference weights as safetensors + ``config.json`` (the package's export format)."""
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        meta = {"model": self.model.config.to_dict(), "input_size": self.input_size}
-        (folder / CONFIG_NAME).write_text(json.dumps(meta, indent=1))
-        save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(folder / WEIGHTS_NAME))
+        state = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}
+        atomic_save_safetensors(state, folder / WEIGHTS_NAME)
+        atomic_write_json(
+            folder / CONFIG_NAME, {"model": self.model.config.to_dict(), "input_size": self.input_size}
+        )
         return folder
 
     def _batch(self, images: Sequence[np.ndarray]) -> tuple[Tensor, Tensor, list[tuple[int, int]]]:

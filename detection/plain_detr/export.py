@@ -15,6 +15,7 @@ import torch
 from detection.plain_detr.detector import Detector
 from detection.plain_detr.model import PlainDETR
 from detection.plain_detr.postprocess import InferenceModel
+from detection.safe_files import atomic_open
 
 OUTPUT_NAMES = ["boxes", "scores", "labels"]
 
@@ -39,16 +40,18 @@ def export_onnx(model: PlainDETR, path: str | Path, height: int, width: int, top
         # Tracing bakes in Python-side shape checks and the pixel scale: the graph is for this H x W only.
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            torch.onnx.export(
-                wrapper,
-                (torch.rand(1, 3, height, width),),
-                str(path),
-                input_names=["images"],
-                output_names=OUTPUT_NAMES,
-                dynamic_axes={"images": {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}},
-                opset_version=17,
-                dynamo=False,
-            )
+            # into a temporary file beside the target, renamed over it once complete
+            with atomic_open(path) as handle:
+                torch.onnx.export(
+                    wrapper,
+                    (torch.rand(1, 3, height, width),),
+                    handle,
+                    input_names=["images"],
+                    output_names=OUTPUT_NAMES,
+                    dynamic_axes={"images": {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}},
+                    opset_version=17,
+                    dynamo=False,
+                )
     finally:
         for m, b in zip(backends, saved, strict=True):
             m.backend = b

@@ -54,7 +54,7 @@ def test_save_and_from_checkpoint_round_trip(detector: Detector, tmp_path: Path)
     assert loaded.input_size == 128
     a, b = detector.predict(_images()), loaded.predict(_images())
     torch.testing.assert_close(a[0][1], b[0][1])
-    with pytest.raises(ValueError, match="does not exist"):
+    with pytest.raises(FileNotFoundError, match="no detector checkpoint at"):
         Detector.from_checkpoint(tmp_path / "missing.ckpt")
 
 

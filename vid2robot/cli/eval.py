@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
 from omegaconf import DictConfig
 
+from vid2robot.cli.errors import report_user_errors
 from vid2robot.data.paired_dataset import PairedVideoDataset
 from vid2robot.policy import DeployablePolicy, load_policy
 
@@ -66,14 +66,15 @@ def run_closed_loop(policy: DeployablePolicy, cfg: DictConfig, out_dir: Path) ->
 def evaluate(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if cfg.mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {cfg.mode!r}")
-    policy = load_policy(cfg.checkpoint, map_location=torch.device(cfg.device))
+    policy = load_policy(cfg.checkpoint, map_location=str(cfg.device))
     runner = run_offline if cfg.mode == "offline" else run_closed_loop
     return runner(policy, cfg, out_dir)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
-    evaluate(cfg, Path(cfg.out_dir))
+    with report_user_errors("vid2robot-eval"):
+        evaluate(cfg, Path(cfg.out_dir))
 
 
 if __name__ == "__main__":

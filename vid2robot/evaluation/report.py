@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +10,7 @@ matplotlib.use("Agg")  # headless: robots and CI have no display
 import matplotlib.pyplot as plt
 import numpy as np
 
+from detection.safe_files import atomic_open, atomic_write_json, atomic_write_text
 from vid2robot.evaluation.offline import AttentionExample, OfflineResults
 
 
@@ -64,7 +64,8 @@ def plot_prompt_attention(examples: list[AttentionExample], path: Path) -> None:
             ax.set_xlabel(f"{example.attention[t]:.2f}", fontsize=7)
     fig.suptitle("State-to-prompt cross-attention over prompt frames (bars: attention weight)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_open(path) as handle:
+        fig.savefig(handle, format="png", dpi=110)
     plt.close(fig)
 
 
@@ -72,8 +73,8 @@ def write_offline_report(results: OfflineResults, out_dir: Path) -> dict[str, Pa
     """Write ``offline_results.{json,md}`` and ``prompt_attention.png`` (if any); returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "offline_results.json", "markdown": out_dir / "offline_results.md"}
-    paths["json"].write_text(json.dumps(results.to_dict(), indent=2) + "\n")
-    paths["markdown"].write_text(results_markdown(results))
+    atomic_write_json(paths["json"], results.to_dict())
+    atomic_write_text(paths["markdown"], results_markdown(results))
     if results.attention_examples:
         paths["attention"] = out_dir / "prompt_attention.png"
         plot_prompt_attention(results.attention_examples, paths["attention"])

@@ -9,7 +9,6 @@ the first rollout) are written to ``out_dir``.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from detection.safe_files import atomic_write_json, atomic_write_text
 from vid2robot.data.episode_dataset import EpisodeDataset
 from vid2robot.policy.frame_sampling import sample_prompt_frames
 from vid2robot.policy.preprocess import frames_to_tensor
@@ -260,8 +260,8 @@ def evaluate_closed_loop(
         "mean_ci95": wilson_interval(total, episodes_per_task * len(tasks)),
         "prompt_swap": prompt_swap_matrix(results) if prompt_swap else {},
     }
-    (out_dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out_dir / "results.md").write_text(results_markdown(summary))
+    atomic_write_json(out_dir / "results.json", summary)
+    atomic_write_text(out_dir / "results.md", results_markdown(summary))
     return summary
 
 
