@@ -82,8 +82,46 @@ def test_writer_rejects_bad_shapes(tmp_path: Path) -> None:
             writer.add_episode(good, np.full((5, 4), np.nan), states, "t", 0)
         with pytest.raises(ValueError, match="split must be one of"):
             writer.add_episode(good, actions, states, "t", 0, split="holdout")
-    with pytest.raises(FileExistsError, match="not empty"):
+    with pytest.raises(FileExistsError, match="already holds a dataset; pass overwrite=True"):
         EpisodeWriter(tmp_path / "a", TINY_INFO)
+
+
+def _files(root: Path) -> dict[Path, bytes]:
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_overwrite_replaces_only_a_dataset_and_only_when_complete(tmp_path: Path) -> None:
+    """overwrite=True never removes a folder that is not a dataset, and a failed or interrupted write leaves
+    the old dataset whole (the new one is staged beside it and swapped in by close)."""
+    video = {c: flat_video([1] * 4) for c in TINY_INFO.cameras}
+    user = tmp_path / "data"
+    (user / "other_dataset").mkdir(parents=True)
+    (user / "notes.txt").write_text("mine")
+    before = _files(user)
+    with pytest.raises(
+        FileExistsError, match=r"is not a vid2robot episode dataset .* nothing there is replaced"
+    ):
+        EpisodeWriter(user, TINY_INFO, overwrite=True)
+    assert _files(user) == before and (user / "other_dataset").is_dir()
+    root = tmp_path / "ds"
+    with EpisodeWriter(root, TINY_INFO) as writer:
+        writer.add_episode(video, np.zeros((4, 4)), np.zeros((4, 3)), "old", 0)
+    old = _files(root)
+    with (
+        pytest.raises(RuntimeError, match="interrupted"),
+        EpisodeWriter(root, TINY_INFO, overwrite=True) as writer,
+    ):
+        writer.add_episode(video, np.ones((4, 4)), np.zeros((4, 3)), "new", 0)
+        raise RuntimeError("interrupted")
+    assert _files(root) == old and sorted(p.name for p in tmp_path.iterdir()) == ["data", "ds"]
+    writer = EpisodeWriter(root, TINY_INFO, overwrite=True)
+    writer.add_episode(video, np.ones((4, 4)), np.zeros((4, 3)), "new", 0)
+    assert _files(root) == old  # nothing replaced before close
+    writer.close()
+    assert EpisodeDataset(root).records[0].task == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "ds"]  # no staging or old copy left
+    with pytest.raises(FileExistsError, match="is a file"):
+        EpisodeWriter(user / "notes.txt", TINY_INFO, overwrite=True)
 
 
 def test_incomplete_dataset_and_broken_videos(tiny_dataset: Path, tmp_path: Path) -> None:

@@ -98,7 +98,10 @@ def test_config_errors_and_seed_streams(tmp_path: Path) -> None:
         small_config(tmp_path, val_episodes_per_task=3)
     with pytest.raises(ValueError, match="without repeats"):
         DatagenConfig(tasks=["reach-v3", "reach-v3"])
-    with pytest.raises(ValueError, match=r"camera_views \{'demonstrator': 'human'\}: Meta-World's .*corner2"):
+    with pytest.raises(
+        ValueError,
+        match=r"camera_views \{'demonstrator': 'human'\}: choose Meta-World's cameras or 'hand_view'.*corner2",
+    ):
         small_config(tmp_path, camera_views={"robot": "corner", "demonstrator": "human"})
     with pytest.raises(ValueError, match=r"cameras \['side'\] have no entry in camera_views"):
         small_config(tmp_path, cameras=["robot", "side"])

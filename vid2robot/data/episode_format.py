@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from detection.safe_files import atomic_write_json, replace_directory
 from vid2robot.data.video_io import write_video
 
 FORMAT_VERSION = "vid2robot-episodes/1.0"
@@ -232,9 +234,30 @@ def write_meta(root: str | Path, info: DatasetInfo, records: Iterable[EpisodeRec
         "tasks": sorted({(r.task_index, r.task, r.task_text) for r in records}),
         "chunk_size": CHUNK_SIZE,
     }
-    with open(root / "meta" / "info.json", "w") as f:
-        json.dump(summary, f, indent=2)
-        f.write("\n")
+    atomic_write_json(root / "meta" / "info.json", summary)
+
+
+def is_episode_dataset(root: Path) -> bool:
+    """Whether ``root`` holds a dataset of this format (its ``meta/info.json`` names the format version)."""
+    try:
+        return json.loads((root / "meta" / "info.json").read_text()).get("format_version") == FORMAT_VERSION
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_replaceable(root: Path, overwrite: bool) -> None:
+    """Refuse, before any work, to write a dataset where it would replace anything but a dataset of ours."""
+    if root.exists() and not root.is_dir():
+        raise FileExistsError(f"{root} is a file, not a dataset folder; choose another out_dir")
+    if not root.exists() or not any(root.iterdir()):
+        return
+    if not is_episode_dataset(root):
+        raise FileExistsError(
+            f"{root} is not empty and is not a vid2robot episode dataset (no meta/info.json with format_version "
+            f"{FORMAT_VERSION!r}); nothing there is replaced: choose another out_dir"
+        )
+    if not overwrite:
+        raise FileExistsError(f"{root} already holds a dataset; pass overwrite=True to replace it")
 
 
 class EpisodeWriter:
@@ -244,17 +267,23 @@ class EpisodeWriter:
     with EpisodeWriter(root, info) as writer:
         writer.add_episode(frames={"robot": video}, actions=a, states=s, task="reach-v3", ...)
     ```
-    On an exception no ``meta/`` is written, so a half-written dataset is never mistaken for a complete one.
+    Episodes go to a hidden staging folder beside ``root``; ``close`` writes the metadata there and only then
+    moves the whole dataset into place, so a dataset appears complete or not at all. ``overwrite`` replaces an
+    existing dataset of this format (checked up front); any other non-empty folder is refused. On an
+    exception the staging folder is removed and ``root`` is left as it was.
     """
 
     def __init__(self, root: str | Path, info: DatasetInfo, overwrite: bool = False) -> None:
         self.root, self.info = Path(root), info
-        if self.root.exists() and any(self.root.iterdir()):
-            if not overwrite:
-                raise FileExistsError(f"{self.root} is not empty; pass overwrite=True to replace it")
-            shutil.rmtree(self.root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        check_replaceable(self.root, overwrite)
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        self.staging = Path(tempfile.mkdtemp(prefix=f".{self.root.name}.partial-", dir=self.root.parent))
         self.records: list[EpisodeRecord] = []
+
+    def meta_path(self, name: str) -> Path:
+        """Where an extra metadata file goes (``meta/<name>``); it moves into place with the dataset."""
+        (self.staging / "meta").mkdir(exist_ok=True)
+        return self.staging / "meta" / name
 
     def add_episode(
         self,
@@ -269,7 +298,7 @@ class EpisodeWriter:
         split: str = "train",
     ) -> EpisodeRecord:
         record = write_episode(
-            self.root,
+            self.staging,
             self.info,
             episode_index=len(self.records),
             frames=frames,
@@ -290,7 +319,13 @@ class EpisodeWriter:
         self.records.append(record)
 
     def close(self) -> None:
-        write_meta(self.root, self.info, self.records)
+        """Write the metadata and move the finished dataset to ``root`` (replacing an old dataset there)."""
+        write_meta(self.staging, self.info, self.records)
+        replace_directory(self.staging, self.root)
+
+    def abort(self) -> None:
+        """Drop everything written so far; ``root`` is untouched."""
+        shutil.rmtree(self.staging, ignore_errors=True)
 
     def __enter__(self) -> EpisodeWriter:
         return self
@@ -300,3 +335,5 @@ class EpisodeWriter:
     ) -> None:
         if exc_type is None:
             self.close()
+        else:
+            self.abort()

@@ -8,7 +8,6 @@ encodes and writes in a fixed order, so episode indices and bytes repeat run to 
 from __future__ import annotations
 
 import dataclasses
-import json
 import multiprocessing
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from detection.safe_files import atomic_write_json
 from vid2robot.data.episode_format import DatasetInfo, EpisodeRecord, EpisodeWriter
 from vid2robot.sim.hand_demonstrator import (
     HAND_CAMERA,
@@ -250,15 +250,23 @@ def generate_expert_dataset(config: DatagenConfig) -> dict:
     Failed attempts are retried with the next attempt seeds (when ``successful_only``), up to
     ``max_attempts_per_episode * episodes_per_task`` attempts per task. The last ``val_episodes_per_task``
     kept episodes of each task form the ``val`` split. ``meta/datagen.json`` records the config and
-    the expert's success rate per task.
+    the expert's success rate per task. The dataset appears at ``out_dir`` only when complete
+    (``EpisodeWriter``); an interrupted run leaves ``out_dir`` as it was.
     """
     started = time.perf_counter()
-    root = Path(config.out_dir)
+    writer = EpisodeWriter(Path(config.out_dir), dataset_info(config), overwrite=config.overwrite)
+    try:
+        return _generate(config, writer, started)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _generate(config: DatagenConfig, writer: EpisodeWriter, started: float) -> dict:
     kept: dict[str, list[EpisodeRecord]] = {task: [] for task in config.tasks}
     appearances: dict[int, dict] = {}
     tried = {task: 0 for task in config.tasks}
     succeeded = {task: 0 for task in config.tasks}
-    writer = EpisodeWriter(root, dataset_info(config), overwrite=config.overwrite)
     total = config.episodes_per_task * len(config.tasks)
     bar = tqdm(total=total, desc="expert episodes", unit="ep", disable=not config.progress)
     while True:
@@ -303,7 +311,6 @@ def generate_expert_dataset(config: DatagenConfig) -> dict:
     writer.records = [
         dataclasses.replace(r, split="val") if r.episode_index in val else r for r in writer.records
     ]
-    writer.close()
     per_task = {
         task: {
             "kept": len(kept[task]),
@@ -314,13 +321,12 @@ def generate_expert_dataset(config: DatagenConfig) -> dict:
         for task in config.tasks
     }
     summary = {"config": dataclasses.asdict(config), "tasks": per_task}
-    with open(root / "meta" / "datagen.json", "w") as f:
-        json.dump(summary, f, indent=2)
-        f.write("\n")
+    atomic_write_json(writer.meta_path("datagen.json"), summary)
     if appearances:  # every hand episode's look, so a dataset says which variations it holds
-        with open(root / "meta" / HAND_APPEARANCES_FILE, "w") as f:
-            json.dump({str(k): v for k, v in sorted(appearances.items())}, f, indent=1)
-            f.write("\n")
+        atomic_write_json(
+            writer.meta_path(HAND_APPEARANCES_FILE), {str(k): v for k, v in sorted(appearances.items())}
+        )
+    writer.close()  # the finished dataset moves into place only now
     missing = [task for task in config.tasks if len(kept[task]) < config.episodes_per_task]
     if missing:
         tqdm.write(
