@@ -1,14 +1,30 @@
-"""vid2robot-demo with the policy the package ships: prompt video recorded, robot acting, results written."""
+"""vid2robot-demo with the policy the package ships: hand prompts recorded, robot acting, swap table written."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_module
 
 from vid2robot.cli.demo import SHIPPED_POLICY, demo
 from vid2robot.policy import load_policy
+
+
+def _config(tmp_path: Path, *overrides: str):
+    with initialize_config_module("vid2robot.conf", version_base="1.3"):
+        return compose(
+            "demo",
+            overrides=[
+                "prompt_episodes_per_task=1",
+                "episodes_per_task=1",
+                "max_steps=15",
+                "workers=0",
+                f"out_dir={tmp_path}",
+                *overrides,
+            ],
+        )
 
 
 def test_shipped_policy_loads_and_is_small() -> None:
@@ -19,19 +35,37 @@ def test_shipped_policy_loads_and_is_small() -> None:
 
 
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    with initialize_config_module("vid2robot.conf", version_base="1.3"):
-        cfg = compose(
-            "demo",
-            overrides=[
-                "tasks=[reach-v3]",
-                "prompt_episodes_per_task=1",
-                "episodes_per_task=1",
-                "max_steps=15",
-                "workers=0",
-                f"out_dir={tmp_path}",
-            ],
-        )
-    summary = demo(cfg)
-    assert set(summary["tasks"]) == {"reach-v3"}
-    assert json.loads((tmp_path / "results.json").read_text())["episodes_per_task"] == 1
-    assert (tmp_path / "rollout_reach-v3.mp4").stat().st_size > 0
+    summary = demo(_config(tmp_path))
+    pair = ["drawer-open-v3", "drawer-close-v3"]
+    assert list(summary["tasks"]) == pair
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["episodes_per_task"] == 1 and saved["prompt_camera"] == "hand"
+    swap = saved["prompt_swap"]["drawer-open-v3|drawer-close-v3"]
+    assert set(swap["prompts"]) == set(pair)
+    assert "Prompt swap" in (tmp_path / "results.md").read_text()
+    for task in pair:
+        assert (tmp_path / f"rollout_{task}.mp4").stat().st_size > 0
+    prompts = json.loads((tmp_path / "prompts" / "meta" / "info.json").read_text())
+    assert prompts["extra"]["hand"]["pool"] == "held_out" and prompts["cameras"] == ["robot", "hand"]
+
+
+def test_a_bad_option_is_refused_before_the_previous_prompts_are_touched(tmp_path: Path) -> None:
+    """The old demo deleted out_dir/prompts first and validated after: a typo lost the previous prompts."""
+    demo(_config(tmp_path))
+    before = {p: p.read_bytes() for p in sorted((tmp_path / "prompts").rglob("*")) if p.is_file()}
+    for bad, message in [
+        ("tasks=[drawer-open-v3,drawr-close-v3]", "unknown Meta-World task 'drawr-close-v3'"),
+        ("prompt_camera=wrist", "prompt_camera must be one of"),
+        ("hand_pool=train", "hand_pool must be one of"),
+        ("episodes_per_task=0", "episodes_per_task must be an integer >= 1"),
+        ("checkpoint=/no/such/policy", "checkpoint=/no/such/policy: no such file"),
+    ]:
+        with pytest.raises((ValueError, FileNotFoundError), match=message):
+            demo(_config(tmp_path, bad))
+        after = {p: p.read_bytes() for p in sorted((tmp_path / "prompts").rglob("*")) if p.is_file()}
+        assert after == before, bad
+    (tmp_path / "elsewhere" / "prompts").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "prompts" / "mine.txt").write_text("not a dataset")
+    with pytest.raises(FileExistsError, match="not a vid2robot episode dataset"):
+        demo(_config(tmp_path / "elsewhere"))
+    assert (tmp_path / "elsewhere" / "prompts" / "mine.txt").read_text() == "not a dataset"

@@ -6,6 +6,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from vid2robot.cli.errors import report_user_errors
 from vid2robot.sim.expert_data import DatagenConfig, generate_expert_dataset
 
 ConfigStore.instance().store(name="datagen_schema", node=DatagenConfig)
@@ -24,8 +25,9 @@ def _report(summary: dict) -> str:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="datagen")
 def main(cfg: DictConfig) -> None:
-    config: DatagenConfig = OmegaConf.to_object(cfg)  # runs DatagenConfig's checks
-    summary = generate_expert_dataset(config)
+    with report_user_errors("vid2robot-datagen"):
+        config: DatagenConfig = OmegaConf.to_object(cfg)  # runs DatagenConfig's checks
+        summary = generate_expert_dataset(config)
     print(_report(summary))
     print(f"wrote {config.out_dir}")
 

@@ -17,21 +17,34 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
+from detection.safe_files import atomic_write_text
+from vid2robot.cli.config_checks import check_trainer_config, check_value_types
+from vid2robot.cli.errors import report_user_errors
 from vid2robot.conf.schemas import register_configs
+from vid2robot.training.checkpoint_io import AtomicCheckpointIO, checkpoint_step, readable_resume_checkpoint
+from vid2robot.training.csv_logger import ContinuingCSVLogger
 
 log = logging.getLogger(__name__)
 
-_LOGGERS = {"csv": CSVLogger, "tensorboard": TensorBoardLogger}
+LOGGERS = ("csv", "tensorboard")
 
 
-def _loggers(names: list[str], run_dir: Path) -> list[Logger]:
-    unknown = sorted(set(names) - set(_LOGGERS))
+def _loggers(names: list[str], run_dir: Path, resume_step: int | None) -> list[Logger]:
+    unknown = sorted(set(names) - set(LOGGERS))
     if unknown:
-        raise ValueError(f"unknown logger(s) {unknown}; choose from {sorted(_LOGGERS)}")
-    return [_LOGGERS[name](save_dir=str(run_dir), name=name, version="") for name in names]
+        raise ValueError(f"unknown logger(s) {unknown}; choose from {sorted(LOGGERS)}")
+    loggers: list[Logger] = []
+    for name in names:
+        if name == "csv":  # a resumed run continues the run's metrics.csv
+            loggers.append(
+                ContinuingCSVLogger(save_dir=str(run_dir), name=name, version="", resume_step=resume_step)
+            )
+        else:
+            loggers.append(TensorBoardLogger(save_dir=str(run_dir), name=name, version=""))
+    return loggers
 
 
 def _callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
@@ -59,7 +72,10 @@ def _callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
 
 
 def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
-    """``None`` starts fresh; ``"last"`` resumes ``<run_dir>/checkpoints/last.ckpt``; else a file path."""
+    """``None`` starts fresh; ``"last"`` resumes ``<run_dir>/checkpoints/last.ckpt``; else a file path.
+
+    A truncated or corrupt checkpoint is named in a warning and the newest whole one beside it used instead.
+    """
     if ckpt_path is None:
         return None
     path = run_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
@@ -70,17 +86,7 @@ def resolve_checkpoint(ckpt_path: str | None, run_dir: Path) -> str | None:
             else ""
         )
         raise FileNotFoundError(f"checkpoint to resume from not found: {path}{hint}")
-    return str(path)
-
-
-def check_trainer_config(trainer: DictConfig) -> None:
-    """Reject trainer settings Lightning would only refuse at the first optimizer step."""
-    strategy, clip = trainer.get("strategy"), trainer.get("gradient_clip_val")
-    if isinstance(strategy, str) and strategy.startswith("fsdp") and clip:
-        raise ValueError(
-            f"trainer.strategy={strategy} cannot clip gradients by norm (Lightning's FSDP precision plugin "
-            f"refuses it); add trainer.gradient_clip_val=null (got {clip})"
-        )
+    return str(readable_resume_checkpoint(path))
 
 
 def run(cfg: DictConfig, run_dir: Path, extra_callbacks: Sequence[Callback] = ()) -> dict[str, float]:
@@ -89,20 +95,23 @@ def run(cfg: DictConfig, run_dir: Path, extra_callbacks: Sequence[Callback] = ()
         if key not in cfg or cfg[key] is None:
             raise ValueError(f"the task config must define `{key}` with a _target_ (got task without it)")
     check_trainer_config(cfg.trainer)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)  # the values this run used
+    check_value_types(cfg)
+    ckpt_path = resolve_checkpoint(cfg.ckpt_path, run_dir)
+    loggers = _loggers(list(cfg.loggers), run_dir, checkpoint_step(Path(ckpt_path)) if ckpt_path else None)
     L.seed_everything(cfg.seed, workers=True)
     module = instantiate(cfg.module, _convert_="all")
     data = instantiate(cfg.data, _convert_="all")
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         default_root_dir=str(run_dir),
-        logger=_loggers(list(cfg.loggers), run_dir),
+        logger=loggers,
         callbacks=[*_callbacks(cfg, run_dir), *extra_callbacks],
+        plugins=[AtomicCheckpointIO()],
     )
-    trainer.fit(
-        module, datamodule=data, ckpt_path=resolve_checkpoint(cfg.ckpt_path, run_dir), weights_only=True
-    )
+    # Everything is built, so the settings are valid: record the values this run uses.
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
     if cfg.test_after_fit:
         trainer.test(module, datamodule=data)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
@@ -117,7 +126,8 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> Any:
-    return run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    with report_user_errors("vid2robot-train"):
+        return run(cfg, Path(HydraConfig.get().runtime.output_dir))
 
 
 if __name__ == "__main__":
