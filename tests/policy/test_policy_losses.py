@@ -130,3 +130,22 @@ def test_loss_skips_missing_terms_and_masks_padded_steps() -> None:
         loss_fn(out, torch.zeros(3, 3, 2))
     with pytest.raises(ValueError, match="action_mask"):
         loss_fn(out, actions, action_mask=mask[:, :1])
+
+
+def test_each_policy_trains_on_its_own_loss_terms(tiny_bcz_config, tiny_task_config, tiny_config) -> None:
+    """BC-Z and the oracle have no alignment terms; missing weights used to default to 1, so BC-Z trained with
+    the video-text loss whenever task text was on."""
+    from vid2robot.policy.loss_weights import ACTION_LOSS_ONLY, check_loss_weights
+    from vid2robot.training.policy_module import PolicyModule
+
+    bcz = PolicyModule("BCZPolicy", tiny_bcz_config().to_dict())
+    oracle = PolicyModule("TaskIdPolicy", tiny_task_config().to_dict())
+    vid2robot = PolicyModule("Vid2RobotPolicy", tiny_config().to_dict())
+    assert bcz.loss.weights == ACTION_LOSS_ONLY and oracle.loss.weights == ACTION_LOSS_ONLY
+    assert vid2robot.loss.weights == {"ce": 1.0, "tcc": 1.0, "vvcl": 1.0, "vtcl": 1.0}
+    old_oracle = tiny_task_config(tcc_weight=1.0, vtcl_weight=1.0)  # a config saved before the fix
+    assert old_oracle.loss_weights == ACTION_LOSS_ONLY
+    with pytest.raises(ValueError, match=r"must name exactly \['ce', 'tcc', 'vvcl', 'vtcl'\]"):
+        check_loss_weights({"ce": 1.0})
+    with pytest.raises(ValueError, match="Vid2RobotConfig weights must be >= 0 with a positive sum"):
+        tiny_config(ce_weight=0.0, tcc_weight=0.0, vvcl_weight=0.0, vtcl_weight=0.0)

@@ -212,7 +212,7 @@ def test_single_batch_overfit_reaches_full_bin_accuracy(tiny_config) -> None:
         (dict(prompt_frames=1), "prompt_frames"),
         (dict(action_bins=1), "action_bins"),
         (dict(image_size=90), "divisible by 16"),
-        (dict(ce_weight=-1.0), "loss weights"),
+        (dict(ce_weight=-1.0), "weights must be >= 0 with a positive sum"),
         (dict(dropout=1.0), "dropout"),
     ],
 )

@@ -16,6 +16,7 @@ from torch import nn
 from vid2robot.plain_config import PlainConfig
 from vid2robot.policy.deployment import DeployablePolicy
 from vid2robot.policy.film_resnet import FiLMResNet
+from vid2robot.policy.loss_weights import ACTION_LOSS_ONLY
 from vid2robot.policy.policy_output import Vid2RobotOutput
 from vid2robot.policy.validation import check_same_batch, check_video
 
@@ -35,6 +36,11 @@ class BCZConfig(PlainConfig):
     embed_dim: int = 128
     hidden_dim: int = 256
     dropout: float = 0.0
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        """BC-Z trains on the action loss alone: it has no alignment terms (TCC, video-video, video-text)."""
+        return dict(ACTION_LOSS_ONLY)
 
     def __post_init__(self) -> None:
         self.widths = tuple(int(w) for w in self.widths)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vid2robot.plain_config import PlainConfig
+from vid2robot.policy.loss_weights import LOSS_TERMS, check_loss_weights
 
 FRAME_ENCODERS = ("convnet", "vit", "biformer")
 
@@ -100,9 +101,12 @@ class Vid2RobotConfig(PlainConfig):
                 )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        weights = (self.ce_weight, self.tcc_weight, self.vvcl_weight, self.vtcl_weight)
-        if any(w < 0 for w in weights) or sum(weights) == 0:
-            raise ValueError(f"loss weights must be >= 0 with a positive sum, got {weights}")
+        check_loss_weights(self.loss_weights, type(self).__name__)
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        """The objective's weight per term (``LOSS_TERMS``): this policy's own, read by ``Vid2RobotLoss``."""
+        return {term: getattr(self, f"{term}_weight") for term in LOSS_TERMS}
 
     @classmethod
     def small(cls, **overrides: Any) -> Vid2RobotConfig:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vid2robot.policy.action_tokenizer import ActionTokenizer
+from vid2robot.policy.loss_weights import check_loss_weights
 from vid2robot.policy.policy_output import Vid2RobotOutput
 from vid2robot.policy.siglip_loss import SigLIPLoss
 from vid2robot.policy.temporal_cycle_consistency import temporal_cycle_consistency_loss
@@ -41,9 +42,9 @@ class Vid2RobotLoss(nn.Module):
     ) -> None:
         super().__init__()
         self.tokenizer = ActionTokenizer(action_bins)
-        self.weights = {"ce": ce_weight, "tcc": tcc_weight, "vvcl": vvcl_weight, "vtcl": vtcl_weight}
-        if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) == 0:
-            raise ValueError(f"loss weights must be >= 0 with a positive sum, got {self.weights}")
+        self.weights = check_loss_weights(
+            {"ce": ce_weight, "tcc": tcc_weight, "vvcl": vvcl_weight, "vtcl": vtcl_weight}
+        )
         self.tcc_temperature = tcc_temperature
         self.tcc_variance_lambda = tcc_variance_lambda
         self.video_video = SigLIPLoss()
@@ -52,11 +53,11 @@ class Vid2RobotLoss(nn.Module):
 
     @classmethod
     def from_config(cls, config: Any, **overrides: Any) -> Vid2RobotLoss:
-        """Bins, embedding width and weights from a policy config (missing weights default to 1)."""
+        """Bins, embedding width and the policy config's own ``loss_weights`` (each policy owns its terms)."""
         values = dict(
             action_bins=config.action_bins,
             embed_dim=config.embed_dim,
-            **{f"{k}_weight": getattr(config, f"{k}_weight", 1.0) for k in ("ce", "tcc", "vvcl", "vtcl")},
+            **{f"{term}_weight": weight for term, weight in config.loss_weights.items()},
         )
         values.update(overrides)
         return cls(**values)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from vid2robot.policy.configuration_vid2robot import Vid2RobotConfig
+from vid2robot.policy.loss_weights import ACTION_LOSS_ONLY
 from vid2robot.policy.modeling_vid2robot import Vid2RobotPolicy
 from vid2robot.policy.policy_output import Vid2RobotOutput
 
@@ -17,6 +18,15 @@ class TaskIdConfig(Vid2RobotConfig):
     """Vid2Robot sizes plus the number of task ids; the prompt is a task index ``[0, num_tasks)``."""
 
     num_tasks: int = 50  # every Meta-World v3 task index (MT10 are 0-9); a small table either way
+    # The oracle is told the task, so it has no prompt video to align: the action loss alone.
+    tcc_weight: float = 0.0
+    vvcl_weight: float = 0.0
+    vtcl_weight: float = 0.0
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        """The action loss alone, whatever alignment weights an older checkpoint's config holds."""
+        return ACTION_LOSS_ONLY | {"ce": self.ce_weight}
 
     def __post_init__(self) -> None:
         super().__post_init__()
