@@ -159,3 +159,27 @@ def test_write_episode_for_workers(tmp_path: Path) -> None:
     )  # fmt: skip
     assert record.episode_index == 1234 and record.length == 2
     assert (tmp_path / "data" / "chunk-001" / "episode_001234.parquet").is_file()
+
+
+def test_contact_sheet_shows_each_episode_and_camera(tiny_dataset: Path, tmp_path: Path) -> None:
+    from vid2robot.data.contact_sheet import main
+
+    out = tmp_path / "sheet.png"
+    main(
+        [
+            f"{tiny_dataset}:robot",
+            str(tiny_dataset),
+            "--episodes",
+            "0",
+            "1",
+            "--frames",
+            "3",
+            "--size",
+            "16",
+            "--out",
+            str(out),
+        ]
+    )
+    image = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(out))
+    rows = 2 * 1 + 2 * len(TINY_INFO.cameras)  # robot only for the first, every camera for the second
+    assert image.shape[0] == rows * (16 + 4) and image.shape[1] > 3 * 16
