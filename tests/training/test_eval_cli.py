@@ -43,6 +43,8 @@ def test_offline_eval_writes_tables_and_attention_picture(
     assert overall["items"] == 2 * 2 * 6  # 2 tasks x 2 val episodes x 6 steps, horizon 1
     assert len(overall["bin_accuracy_per_dim"]) == 4 and 0.0 <= overall["bin_accuracy"] <= 1.0
     assert overall["retrieval_accuracy"] is not None
+    # trained with the alignment losses on the robot's episode: retrieval embeds the episode too
+    assert results["retrieval_robot_video"] == "robot episode (4 frames)"
     assert json.loads((tmp_path / "offline_results.json").read_text())["overall"] == overall
     table = (tmp_path / "offline_results.md").read_text()
     assert "| reach-v3 |" in table and "| **all** |" in table

@@ -10,6 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from vid2robot.cli.errors import report_user_errors
+from vid2robot.conf.schemas import alignment_frames
 from vid2robot.data.paired_dataset import PairedVideoDataset
 from vid2robot.policy import DeployablePolicy, load_policy
 
@@ -22,6 +23,12 @@ def run_offline(policy: DeployablePolicy, cfg: DictConfig, out_dir: Path) -> dic
     from vid2robot.evaluation.report import results_markdown, write_offline_report
 
     c = policy.config
+    # The robot video the retrieval metric embeds: what training aligned the prompt with (the robot's episode
+    # while an alignment loss is on, else the state window), unless robot_trajectory_frames says otherwise.
+    trajectory = cfg.offline.get("robot_trajectory_frames")
+    if trajectory is None:
+        weights = getattr(c, "loss_weights", {})
+        trajectory = alignment_frames(c.prompt_frames, weights.get("tcc", 0.0), weights.get("vvcl", 0.0))
     dataset = PairedVideoDataset(
         cfg.data_root,
         split=cfg.split,
@@ -32,6 +39,7 @@ def run_offline(policy: DeployablePolicy, cfg: DictConfig, out_dir: Path) -> dic
         prompt_camera=cfg.prompt_camera,
         robot_camera=cfg.robot_camera,
         augment=False,
+        robot_trajectory_frames=trajectory,
     )
     results = evaluate_offline(
         policy, dataset, cfg.offline.batch_size, cfg.offline.max_items, cfg.offline.num_workers

@@ -36,9 +36,15 @@ class OfflineResults:
     per_task: dict[str, dict[str, float | int | list[float]]]
     overall: dict[str, float | int | list[float] | None]
     attention_examples: list[AttentionExample] = field(default_factory=list)
+    retrieval_robot_video: str = "state window"  # what the robot embedding of the retrieval metric saw
 
     def to_dict(self) -> dict:
-        return {"action_names": self.action_names, "overall": self.overall, "per_task": self.per_task}
+        return {
+            "action_names": self.action_names,
+            "overall": self.overall,
+            "per_task": self.per_task,
+            "retrieval_robot_video": self.retrieval_robot_video,
+        }
 
 
 def _summary(correct: np.ndarray, error: np.ndarray, retrieved: np.ndarray | None) -> dict:
@@ -79,7 +85,12 @@ def evaluate_offline(
     examples: dict[str, AttentionExample] = {}
     for batch in tqdm(loader, desc="offline eval", unit="batch", disable=not progress):
         prompt = batch["task_index"] if policy.prompt_kind == "task_index" else batch["prompt_video"]
-        output = policy(prompt.to(policy.device), batch["robot_video"].to(policy.device))
+        trajectory = batch.get("robot_trajectory")
+        output = policy(
+            prompt.to(policy.device),
+            batch["robot_video"].to(policy.device),
+            robot_trajectory=None if trajectory is None else trajectory.to(policy.device),
+        )
         logits = output.action_logits.cpu()
         valid = ~batch["action_is_pad"]  # [B, H]
         targets = policy.tokenizer.encode(batch["actions"])
@@ -113,6 +124,11 @@ def evaluate_offline(
         per_task=per_task,
         overall=_summary(correct_all, error_all, retrieved),
         attention_examples=list(examples.values()),
+        retrieval_robot_video=(
+            f"robot episode ({dataset.robot_trajectory_frames} frames)"
+            if dataset.robot_trajectory_frames
+            else "state window"
+        ),
     )
 
 
