@@ -26,14 +26,34 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
-    """Pairwise GIoU (Rezatofighi et al. 2019) of ``xyxy`` boxes; degenerate boxes raise ``ValueError``."""
-    if not bool((boxes1[:, 2:] >= boxes1[:, :2]).all()) or not bool((boxes2[:, 2:] >= boxes2[:, :2]).all()):
-        raise ValueError("generalized_box_iou needs xyxy boxes with x1 >= x0 and y1 >= y0")
+    """Pairwise GIoU (Rezatofighi et al. 2019) of ``xyxy`` boxes ``[N, 4]`` x ``[M, 4]`` -> ``[N, M]``.
+
+    Boxes must have ``x1 >= x0`` and ``y1 >= y0``; that is checked where boxes enter (datasets drop degenerate
+    annotations, predictions are sigmoid widths), not here: a check here read the tensors back to the host
+    at every matcher and loss step.
+    """
     iou, union = box_iou(boxes1, boxes2)
     lt = torch.min(boxes1[:, None, :2], boxes2[None, :, :2])
     rb = torch.max(boxes1[:, None, 2:], boxes2[None, :, 2:])
     hull = (rb - lt).clamp(min=0).prod(-1)
     return iou - (hull - union) / hull
+
+
+def paired_generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """GIoU of matched pairs ``[N, 4]`` and ``[N, 4]`` -> ``[N]`` (the diagonal of the pairwise GIoU, in O(N))."""
+    area1, area2 = box_area(boxes1), box_area(boxes2)
+    inter = (
+        (torch.min(boxes1[:, 2:], boxes2[:, 2:]) - torch.max(boxes1[:, :2], boxes2[:, :2]))
+        .clamp(min=0)
+        .prod(-1)
+    )
+    union = area1 + area2 - inter
+    hull = (
+        (torch.max(boxes1[:, 2:], boxes2[:, 2:]) - torch.min(boxes1[:, :2], boxes2[:, :2]))
+        .clamp(min=0)
+        .prod(-1)
+    )
+    return inter / union - (hull - union) / hull
 
 
 def inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from detection.plain_detr.box_ops import box_cxcywh_to_xyxy, generalized_box_iou
+from detection.plain_detr.box_ops import box_cxcywh_to_xyxy, paired_generalized_box_iou
 from detection.plain_detr.config import PlainDETRConfig
 from detection.plain_detr.matcher import HungarianMatcher, Target
 
@@ -57,7 +57,7 @@ class SetCriterion:
             zero = boxes.sum() * 0.0
             return {"cls": cls, "l1": zero, "giou": zero}
         l1 = F.l1_loss(src, tgt_boxes, reduction="sum") / num_boxes
-        giou = torch.diag(generalized_box_iou(box_cxcywh_to_xyxy(src), box_cxcywh_to_xyxy(tgt_boxes)))
+        giou = paired_generalized_box_iou(box_cxcywh_to_xyxy(src), box_cxcywh_to_xyxy(tgt_boxes))
         return {"cls": cls, "l1": l1, "giou": (1 - giou).sum() / num_boxes}
 
     def weighted(self, parts: dict[str, Tensor]) -> Tensor:

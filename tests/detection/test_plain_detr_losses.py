@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from detection.plain_detr import HungarianMatcher, SetCriterion, sigmoid_focal_loss, tiny_config
-from detection.plain_detr.box_ops import box_cxcywh_to_xyxy, generalized_box_iou
+from detection.plain_detr.box_ops import box_cxcywh_to_xyxy, generalized_box_iou, paired_generalized_box_iou
 from detection.plain_detr.matcher import focal_class_cost
 
 
@@ -18,8 +18,23 @@ def test_giou_hand_values() -> None:
     b = torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 3.0], [3.0, 0.0, 4.0, 1.0]])
     # identical: 1; overlap 1 of union 7 in a 3x3 hull: 1/7 - 2/9; disjoint: 0 - (hull 8 - union 5) / 8
     torch.testing.assert_close(generalized_box_iou(a, b)[0], torch.tensor([1.0, 1 / 7 - 2 / 9, -3 / 8]))
-    with pytest.raises(ValueError):
-        generalized_box_iou(torch.tensor([[1.0, 1.0, 0.0, 0.0]]), a)
+    boxes = box_cxcywh_to_xyxy(torch.rand(7, 4) * 0.5 + 0.25)
+    others = box_cxcywh_to_xyxy(torch.rand(7, 4) * 0.5 + 0.25)
+    torch.testing.assert_close(
+        paired_generalized_box_iou(boxes, others), torch.diag(generalized_box_iou(boxes, others))
+    )
+
+
+def test_box_ops_never_read_tensors_back_to_the_host(monkeypatch) -> None:
+    """A validity check inside GIoU synced the device at every matcher and loss step."""
+    boxes = box_cxcywh_to_xyxy(torch.rand(5, 4) * 0.5 + 0.25)
+
+    def no_sync(self):
+        raise AssertionError("a tensor was read on the host")
+
+    monkeypatch.setattr(torch.Tensor, "__bool__", no_sync)
+    generalized_box_iou(boxes, boxes)
+    paired_generalized_box_iou(boxes, boxes)
 
 
 def test_focal_class_cost_formula() -> None:

@@ -266,3 +266,30 @@ def test_biformer_frame_encoder(tiny_config) -> None:
     except AttributeError as err:  # detection/biformer.py is still being written against kernels/
         pytest.skip(f"detection.biformer is importable but cannot run yet: {err}")
     assert out.action_logits.shape == (1, 1, 4, 32)
+
+
+def test_deployment_materialises_no_attention_weights(tiny_config, monkeypatch) -> None:
+    """select_action runs every fusion block on the SDPA path; forward (training, offline) still returns the
+    last block's weights."""
+    from vid2robot.policy import Vid2RobotPolicy
+    from vid2robot.policy.attention import MultiHeadAttention
+
+    policy = Vid2RobotPolicy(tiny_config(fusion_depth=2)).eval()
+    asked: list[bool] = []
+    original = MultiHeadAttention.forward
+
+    def spy(self, query, context, need_weights=False):
+        asked.append(need_weights)
+        return original(self, query, context, need_weights)
+
+    monkeypatch.setattr(MultiHeadAttention, "forward", spy)
+    with torch.inference_mode():
+        policy.set_prompt(torch.rand(4, 3, 32, 32))
+        asked.clear()  # the prompt resampler's weights feed prompt_frame_attention at set_prompt only
+        policy.select_action(torch.rand(3, 32, 32))
+    assert asked and not any(asked)
+    output = policy(torch.rand(1, 4, 3, 32, 32), torch.rand(1, 3, 3, 32, 32))
+    assert (
+        output.fusion_attention is not None
+        and output.fusion_attention.shape[-1] == policy.config.prompt_latents
+    )

@@ -87,16 +87,17 @@ class Vid2RobotPolicy(DeployablePolicy):
         return prompt.unsqueeze(0).to(self.device)
 
     def _fused_state(
-        self, prompt_tokens: torch.Tensor, robot_video: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self, prompt_tokens: torch.Tensor, robot_video: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         check_video("robot_video", robot_video, self.config.image_size, self.config.state_frames)
         check_same_batch(prompt=prompt_tokens, robot_video=robot_video)
         frame_tokens = self.encode_frames(robot_video)
         state, _ = self.state_resampler(frame_tokens)
-        fused, weights = self.fusion(state, prompt_tokens)
+        fused, weights = self.fusion(state, prompt_tokens, need_weights)
         return frame_tokens, fused, weights
 
     def action_logits(self, prompt_encoding: torch.Tensor, robot_video: torch.Tensor) -> torch.Tensor:
+        """The deployment path: no attention weights are materialised."""
         return self.action_decoder(self._fused_state(prompt_encoding, robot_video)[1])
 
     def forward(
@@ -112,7 +113,7 @@ class Vid2RobotPolicy(DeployablePolicy):
         robot episode for the alignment losses; without it the state window is used.
         """
         prompt_frames, prompt_tokens, resampler_weights = self._prompt_tokens(prompt_video)
-        robot_frames, fused, fusion_weights = self._fused_state(prompt_tokens, robot_video)
+        robot_frames, fused, fusion_weights = self._fused_state(prompt_tokens, robot_video, need_weights=True)
         logits = self.action_decoder(fused)
         frame_attention = prompt_frame_attention(fusion_weights, resampler_weights, prompt_video.shape[1])
         if self.config.blank_prompt:

@@ -18,10 +18,13 @@ class StatePromptFusion(nn.Module):
         )
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, state: torch.Tensor, prompt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """state ``[B, Ls, D]``, prompt ``[B, Lp, D]`` -> fused ``[B, Ls, D]``, last weights ``[B, H, Ls, Lp]``."""
+    def forward(
+        self, state: torch.Tensor, prompt: torch.Tensor, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """state ``[B, Ls, D]``, prompt ``[B, Lp, D]`` -> fused ``[B, Ls, D]`` and, with ``need_weights``, the
+        last block's attention ``[B, H, Ls, Lp]`` (else None: every block then runs the fused SDPA path)."""
         weights = None
         for i, block in enumerate(self.blocks):
-            state, w = block(state, prompt, need_weights=i == len(self.blocks) - 1)
+            state, w = block(state, prompt, need_weights=need_weights and i == len(self.blocks) - 1)
             weights = w if w is not None else weights
         return self.norm(state), weights

@@ -80,5 +80,5 @@ class TaskIdPolicy(Vid2RobotPolicy):
         robot_trajectory: torch.Tensor | None = None,
     ) -> Vid2RobotOutput:
         """Task indices ``[B]`` + state window -> logits; ``robot_trajectory`` is accepted and unused."""
-        _, fused, weights = self._fused_state(self.encode_prompt(prompt), robot_video)
+        _, fused, weights = self._fused_state(self.encode_prompt(prompt), robot_video, need_weights=True)
         return Vid2RobotOutput(self.action_decoder(fused), fusion_attention=weights)
