@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 import triton
 import triton.language as tl
@@ -12,10 +14,48 @@ from kernels.dispatch import triton_interpreted
 # other globals (the interpreter does not enforce this, compiled Triton does).
 LOG2E = tl.constexpr(1.4426950408889634)
 
+# Integer kernel arguments that only key the autotuner: never specialised (no recompiles when they change).
+TUNE_ARGS = ("tune_m", "tune_n")
+
 
 def block_for(size: int, low: int = 16, high: int = 64) -> int:
     """A power-of-two tile edge covering ``size``, clamped to [low, high] (tl.dot needs edges >= 16)."""
     return max(low, min(high, triton.next_power_of_2(size)))
+
+
+def size_class(size: int) -> int:
+    """The autotuning key of a size: its power-of-two ceiling, so a new image size reuses a tuned config."""
+    return triton.next_power_of_2(size)
+
+
+def tuning_configs(candidates: Sequence[tuple[dict[str, int], int, int]]) -> list[triton.Config]:
+    """``(tile sizes, num_warps, num_stages)`` candidates as autotuner configs, the default first.
+
+    Under the interpreter only the default is kept: a single config is never timed, and timing candidates
+    there would be slow and meaningless (tests pick their shapes so that this default crosses tile borders).
+    """
+    if triton_interpreted():
+        candidates = candidates[:1]
+    return [
+        triton.Config(dict(tiles), num_warps=warps, num_stages=stages) for tiles, warps, stages in candidates
+    ]
+
+
+def prune_to(limits: Callable[[dict], dict[str, int]]) -> dict[str, Callable]:
+    """``prune_configs_by`` for ``triton.autotune``: drop candidates whose tile edges exceed the problem.
+
+    ``limits(args)`` maps tile names to the size they cover (``{"BLOCK_M": args["n_q"]}``); a 20-query problem
+    gains nothing from a 128-row tile. At least the candidate with the smallest tiles is kept.
+    """
+
+    def early_config_prune(
+        configs: list[triton.Config], named_args: dict, **_: object
+    ) -> list[triton.Config]:
+        sizes = {name: max(16, triton.next_power_of_2(n)) for name, n in limits(named_args).items()}
+        kept = [c for c in configs if all(c.kwargs[name] <= edge for name, edge in sizes.items())]
+        return kept or [min(configs, key=lambda c: tuple(c.kwargs[name] for name in sizes))]
+
+    return {"early_config_prune": early_config_prune}
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:

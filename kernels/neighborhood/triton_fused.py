@@ -4,6 +4,7 @@ A program takes a ``TILE_H x TILE_W`` patch of queries and walks, in ``KEY_ROWS 
 bounding box of its queries' windows (NATTEN's clamped, dilated windows, ``kernels/neighborhood/window.py``),
 masking each (query, key) pair to the query's own window. Backward: ``dq`` is owned by the program,
 ``dk``/``dv`` (shared by overlapping windows of neighboring patches) are accumulated with fp32 atomics.
+Tiles, warps and stages are autotuned per kernel size, dilation and head dim.
 """
 
 from __future__ import annotations
@@ -12,10 +13,26 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.triton_common import LOG2E, block_for, compute_dtype, dot_precision
+from kernels.triton_common import LOG2E, block_for, compute_dtype, dot_precision, tuning_configs
 
-TILE_H, TILE_W = 8, 8
-KEY_ROWS, KEY_COLS = 4, 16
+# (tiles, num_warps, num_stages); the first is the interpreter's. Query patch TILE_H x TILE_W, key tile
+# KEY_ROWS x KEY_COLS; both products are powers of two >= 16 (tl.dot).
+_FORWARD = [
+    ({"TILE_H": 8, "TILE_W": 8, "KEY_ROWS": 4, "KEY_COLS": 16}, 4, 2),
+    ({"TILE_H": 8, "TILE_W": 16, "KEY_ROWS": 4, "KEY_COLS": 16}, 4, 2),
+    ({"TILE_H": 16, "TILE_W": 8, "KEY_ROWS": 8, "KEY_COLS": 8}, 4, 2),
+    ({"TILE_H": 8, "TILE_W": 16, "KEY_ROWS": 2, "KEY_COLS": 32}, 4, 3),
+    ({"TILE_H": 16, "TILE_W": 16, "KEY_ROWS": 4, "KEY_COLS": 32}, 8, 2),
+]  # fmt: skip
+_BACKWARD = [
+    ({"TILE_H": 8, "TILE_W": 8, "KEY_ROWS": 4, "KEY_COLS": 16}, 4, 2),
+    ({"TILE_H": 8, "TILE_W": 8, "KEY_ROWS": 2, "KEY_COLS": 16}, 4, 2),
+    ({"TILE_H": 8, "TILE_W": 16, "KEY_ROWS": 4, "KEY_COLS": 16}, 8, 2),
+    ({"TILE_H": 4, "TILE_W": 8, "KEY_ROWS": 4, "KEY_COLS": 8}, 4, 2),
+]  # fmt: skip
+# Each kernel's candidates (the tests run every one under the interpreter).
+TUNING = {"_forward": _FORWARD, "_backward": _BACKWARD}
+_KEY = ["kh", "kw", "dh", "dw", "BLOCK_D"]
 
 
 @triton.jit
@@ -55,6 +72,7 @@ def _key_tile(ky0, kx0, start_y, start_x, height, width, kh, kw, dh, dw,
     return ky * width + kx, k_ok, in_window & k_ok[None, :]
 
 
+@triton.autotune(tuning_configs(_FORWARD), key=_KEY, cache_results=True)
 @triton.jit
 def _forward(
     Q, K, V, OUT, LSE,
@@ -97,6 +115,7 @@ def _forward(
     tl.store(LSE + bh * n + rows, m_i + tl.log2(l_safe), mask=q_ok)
 
 
+@triton.autotune(tuning_configs(_BACKWARD), key=_KEY, reset_to_zero=["DK", "DV"], cache_results=True)
 @triton.jit
 def _backward(
     Q, K, V, DO, LSE, DELTA, DQ, DK, DV,
@@ -135,20 +154,12 @@ def _backward(
                           mask=kv_mask)  # fmt: skip
             tl.atomic_add(DV + kv_offsets, tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PRECISION),
                           mask=kv_mask)  # fmt: skip
-    tl.store(DQ + q_offsets, dq * scale, mask=row_mask)
+    tl.store(DQ + q_offsets, (dq * scale).to(DQ.dtype.element_ty), mask=row_mask)
 
 
-def _launch(q: torch.Tensor) -> tuple[tuple[int, int], dict[str, int]]:
-    b, h, height, width, d = q.shape
-    grid = (triton.cdiv(height, TILE_H) * triton.cdiv(width, TILE_W), b * h)
-    blocks = {
-        "TILE_H": TILE_H,
-        "TILE_W": TILE_W,
-        "KEY_ROWS": KEY_ROWS,
-        "KEY_COLS": KEY_COLS,
-        "BLOCK_D": block_for(d, high=256),
-    }
-    return grid, blocks
+def _grid(q: torch.Tensor):
+    b, h, height, width, _ = q.shape
+    return lambda meta: (triton.cdiv(height, meta["TILE_H"]) * triton.cdiv(width, meta["TILE_W"]), b * h)
 
 
 class _NeighborhoodAttention(torch.autograd.Function):
@@ -158,10 +169,9 @@ class _NeighborhoodAttention(torch.autograd.Function):
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         out = torch.empty_like(q)
         lse = torch.empty(b, h, height * width, device=q.device, dtype=torch.float32)
-        grid, blocks = _launch(q)
-        _forward[grid](
+        _forward[_grid(q)](
             q, k, v, out, lse, height, width, d, *kernel_size, *dilation, scale,
-            PRECISION=dot_precision(q.dtype), **blocks,
+            PRECISION=dot_precision(q.dtype), BLOCK_D=block_for(d, high=256),
         )  # fmt: skip
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.kernel_size, ctx.dilation, ctx.scale = kernel_size, dilation, scale
@@ -173,15 +183,14 @@ class _NeighborhoodAttention(torch.autograd.Function):
         _, _, height, width, d = q.shape
         grad_out = grad_out.contiguous().to(q.dtype)
         delta = (grad_out.float() * out.float()).sum(-1)
-        dq = torch.empty(q.shape, device=q.device, dtype=torch.float32)
+        dq = torch.empty_like(q)  # owned by one program; dk/dv are accumulated by overlapping windows
         dk = torch.zeros(k.shape, device=q.device, dtype=torch.float32)
         dv = torch.zeros(v.shape, device=q.device, dtype=torch.float32)
-        grid, blocks = _launch(q)
-        _backward[grid](
+        _backward[_grid(q)](
             q, k, v, grad_out, lse, delta, dq, dk, dv, height, width, d, *ctx.kernel_size, *ctx.dilation,
-            ctx.scale, PRECISION=dot_precision(q.dtype), **blocks,
+            ctx.scale, PRECISION=dot_precision(q.dtype), BLOCK_D=block_for(d, high=256),
         )  # fmt: skip
-        return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None, None
+        return dq, dk.to(k.dtype), dv.to(v.dtype), None, None, None
 
 
 def neighborhood_attention_2d(

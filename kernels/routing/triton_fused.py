@@ -4,7 +4,9 @@ Each program takes a tile of one query region's tokens and walks the ``k * T`` r
 reading each key row straight from ``k``/``v`` through ``topk_index`` (key column c is token ``c % T`` of
 routed region ``topk_index[c // T]``), so the top-k-fold gathered copy of the official code never exists.
 Backward: ``dq`` is owned by the program; ``dk``/``dv`` rows are shared by every query region routed to them
-and are accumulated with fp32 atomics.
+and are accumulated with fp32 atomics (FA2's key-major dk/dv pass would need the inverse routing, a variable
+number of query regions per key region). Tiles, warps and stages are autotuned per head dim and power-of-two
+region / routed-token size class.
 """
 
 from __future__ import annotations
@@ -13,7 +15,39 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.triton_common import LOG2E, block_for, compute_dtype, dot_precision
+from kernels.triton_common import (
+    LOG2E,
+    TUNE_ARGS,
+    block_for,
+    compute_dtype,
+    dot_precision,
+    prune_to,
+    size_class,
+    tuning_configs,
+)
+
+# (tiles, num_warps, num_stages); the first is the interpreter's (a 70-token region spans five 16-row tiles).
+_FORWARD = [
+    ({"BLOCK_M": 16, "BLOCK_N": 32}, 4, 2),
+    ({"BLOCK_M": 16, "BLOCK_N": 64}, 4, 2),
+    ({"BLOCK_M": 16, "BLOCK_N": 128}, 4, 3),
+    ({"BLOCK_M": 32, "BLOCK_N": 64}, 4, 2),
+    ({"BLOCK_M": 64, "BLOCK_N": 64}, 4, 2),
+    ({"BLOCK_M": 64, "BLOCK_N": 128}, 8, 2),
+]  # fmt: skip
+_BACKWARD = [
+    ({"BLOCK_M": 16, "BLOCK_N": 32}, 4, 2),
+    ({"BLOCK_M": 16, "BLOCK_N": 64}, 4, 2),
+    ({"BLOCK_M": 32, "BLOCK_N": 32}, 4, 2),
+    ({"BLOCK_M": 32, "BLOCK_N": 64}, 4, 2),
+    ({"BLOCK_M": 64, "BLOCK_N": 64}, 8, 2),
+]  # fmt: skip
+# Each kernel's candidates (the tests run every one under the interpreter).
+TUNING = {"_forward": _FORWARD, "_backward": _BACKWARD}
+_KEY = ["tune_m", "tune_n", "BLOCK_D"]
+_PRUNE = prune_to(
+    lambda args: {"BLOCK_M": args["region_size"], "BLOCK_N": args["topk"] * args["region_size"]}
+)
 
 
 @triton.jit
@@ -24,10 +58,11 @@ def _routed_rows(IDX, batch, region, regions, topk, region_size, cols):
     return routed_region * region_size + cols % region_size
 
 
-@triton.jit
+@triton.autotune(tuning_configs(_FORWARD), key=_KEY, prune_configs_by=_PRUNE, cache_results=True)
+@triton.jit(do_not_specialize=TUNE_ARGS)
 def _forward(
     Q, K, V, IDX, OUT, LSE,
-    regions, region_size, topk, head_dim, heads, scale,
+    regions, region_size, topk, head_dim, heads, scale, tune_m, tune_n,
     PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
     tiles_per_region = tl.cdiv(region_size, BLOCK_M)
@@ -69,10 +104,17 @@ def _forward(
     tl.store(LSE + bh * n + rows, m_i + tl.log2(l_i), mask=m_ok)
 
 
-@triton.jit
+@triton.autotune(
+    tuning_configs(_BACKWARD),
+    key=_KEY,
+    prune_configs_by=_PRUNE,
+    reset_to_zero=["DK", "DV"],
+    cache_results=True,
+)
+@triton.jit(do_not_specialize=TUNE_ARGS)
 def _backward(
     Q, K, V, IDX, DO, LSE, DELTA, DQ, DK, DV,
-    regions, region_size, topk, head_dim, heads, scale,
+    regions, region_size, topk, head_dim, heads, scale, tune_m, tune_n,
     PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
     tiles_per_region = tl.cdiv(region_size, BLOCK_M)
@@ -112,18 +154,27 @@ def _backward(
         )
         tl.atomic_add(DV + kv_offsets, tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PRECISION),
                       mask=kv_mask)  # fmt: skip
-    tl.store(DQ + q_offsets, dq * scale, mask=row_mask)
+    tl.store(DQ + q_offsets, (dq * scale).to(DQ.dtype.element_ty), mask=row_mask)
 
 
-def _launch_shape(q: torch.Tensor, topk: int, region_size: int) -> tuple[tuple[int, int], dict[str, int]]:
-    b, h, n, d = q.shape
-    blocks = {
-        "BLOCK_M": block_for(region_size),
-        "BLOCK_N": block_for(topk * region_size),
-        "BLOCK_D": block_for(d, high=256),
-    }
-    grid = (n // region_size * triton.cdiv(region_size, blocks["BLOCK_M"]), b * h)
-    return grid, blocks
+def _scalars(q: torch.Tensor, topk: int, region_size: int, scale: float) -> tuple:
+    """The scalar arguments both kernels take after their tensors (positional: the autotuner reads them)."""
+    _, h, n, d = q.shape
+    return (
+        n // region_size,
+        region_size,
+        topk,
+        d,
+        h,
+        scale,
+        size_class(region_size),
+        size_class(topk * region_size),
+    )
+
+
+def _grid(q: torch.Tensor, region_size: int):
+    b, h, n, _ = q.shape
+    return lambda meta: (n // region_size * triton.cdiv(region_size, meta["BLOCK_M"]), b * h)
 
 
 class _RoutedAttention(torch.autograd.Function):
@@ -134,10 +185,9 @@ class _RoutedAttention(torch.autograd.Function):
         topk = topk_index.shape[-1]
         out = torch.empty_like(q)
         lse = torch.empty(b, h, n, device=q.device, dtype=torch.float32)
-        grid, blocks = _launch_shape(q, topk, region_size)
-        _forward[grid](
-            q, k, v, topk_index, out, lse, n // region_size, region_size, topk, d, h, scale,
-            PRECISION=dot_precision(q.dtype), **blocks,
+        _forward[_grid(q, region_size)](
+            q, k, v, topk_index, out, lse, *_scalars(q, topk, region_size, scale),
+            PRECISION=dot_precision(q.dtype), BLOCK_D=block_for(d, high=256),
         )  # fmt: skip
         ctx.save_for_backward(q, k, v, topk_index, out, lse)
         ctx.region_size, ctx.scale = region_size, scale
@@ -146,20 +196,18 @@ class _RoutedAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         q, k, v, topk_index, out, lse = ctx.saved_tensors
-        _, h, n, d = q.shape
+        d = q.shape[-1]
         grad_out = grad_out.contiguous().to(q.dtype)
         delta = (grad_out.float() * out.float()).sum(-1)
-        dq = torch.empty(q.shape, device=q.device, dtype=torch.float32)
+        dq = torch.empty_like(q)  # owned by one program; dk/dv are accumulated by every routed query region
         dk = torch.zeros(k.shape, device=q.device, dtype=torch.float32)
         dv = torch.zeros(v.shape, device=q.device, dtype=torch.float32)
         topk = topk_index.shape[-1]
-        grid, blocks = _launch_shape(q, topk, ctx.region_size)
-        _backward[grid](
-            q, k, v, topk_index, grad_out, lse, delta, dq, dk, dv,
-            n // ctx.region_size, ctx.region_size, topk, d, h, ctx.scale,
-            PRECISION=dot_precision(q.dtype), **blocks,
+        _backward[_grid(q, ctx.region_size)](
+            q, k, v, topk_index, grad_out, lse, delta, dq, dk, dv, *_scalars(q, topk, ctx.region_size, ctx.scale),
+            PRECISION=dot_precision(q.dtype), BLOCK_D=block_for(d, high=256),
         )  # fmt: skip
-        return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None, None
+        return dq, dk.to(k.dtype), dv.to(v.dtype), None, None, None
 
 
 def routed_attention(

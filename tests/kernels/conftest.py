@@ -37,11 +37,15 @@ def _triton_interpreter_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     if torch.cuda.is_available() or importlib.util.find_spec("triton") is None:
         return
     monkeypatch.setenv("TRITON_INTERPRET", "1")
+    from triton.runtime.autotuner import Autotuner
     from triton.runtime.interpreter import InterpretedFunction
 
     for name in FUSED_MODULES:
         module = importlib.import_module(name)
-        if not isinstance(module._forward, InterpretedFunction):
+        kernel = module._forward
+        while isinstance(kernel, Autotuner):  # the autotuned kernels wrap the jit function
+            kernel = kernel.fn
+        if not isinstance(kernel, InterpretedFunction):
             importlib.reload(module)
 
 
