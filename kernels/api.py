@@ -1,4 +1,7 @@
-"""The public ops: validate, pick a backend, call it. Shapes follow docs in ``kernels/__init__.py``."""
+"""The public ops: validate, pick a backend, call it. Shapes follow docs in ``kernels/__init__.py``.
+
+Nothing here reads tensor values back to the host (no device sync) unless debug checks are on (``checks``).
+"""
 
 from __future__ import annotations
 
@@ -68,8 +71,9 @@ def routed_attention(
     """BiFormer bi-level routing attention without the top-k-fold K/V copy.
 
     ``q, k, v [B,h,R*T,d]`` in region-major token order (R regions of ``region_size`` T tokens each);
-    ``topk_index [B,R,k]`` int64 or int32, the key regions each query region attends to (shared across heads).
-    Returns ``[B,h,R*T,d]``.
+    ``topk_index [B,R,k]`` int64 or int32, the key regions each query region attends to (shared across heads);
+    its values are checked to lie in ``[0, R)`` only in debug mode (``kernels.set_debug_checks``: the check
+    syncs the device). Returns ``[B,h,R*T,d]``.
     """
     for name, t in (("q", q), ("k", k), ("v", v)):
         checks.require_rank(name, t, 4, "[B, heads, regions*region_size, head_dim]")
@@ -92,13 +96,12 @@ def routed_attention(
         )
     if topk_index.device != q.device:
         raise ValueError(f"topk_index is on {topk_index.device} but q is on {q.device}")
-    low, high = int(topk_index.min()), int(topk_index.max())
-    if low < 0 or high >= regions:
-        raise ValueError(f"topk_index values must lie in [0, {regions}), got range [{low}, {high}]")
+    if checks.debug_checks():
+        checks.require_index_range("topk_index", topk_index, regions)
     scale = checks.default_scale(d, scale)
     chosen = dispatch.resolve(backend, q.device, _needs_grad(q, k, v))
     impl = dispatch.implementation("routing", chosen)
-    return impl.routed_attention(q, k, v, topk_index.long(), region_size, scale)
+    return impl.routed_attention(q, k, v, topk_index, region_size, scale)
 
 
 def neighborhood_attention_2d(

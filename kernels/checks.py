@@ -1,8 +1,28 @@
-"""Input validation shared by the public ops: every error names the bad value and what is expected."""
+"""Input validation shared by the public ops: every error names the bad value and what is expected.
+
+Shapes, dtypes and devices (tensor metadata) are always checked. Checks of tensor *values* read the tensor
+back to the host, which on CUDA is a device sync that drains the launch queue on every call, so they run only
+in debug mode: ``kernels.set_debug_checks(True)`` or ``KERNELS_DEBUG_CHECKS=1`` in the environment (the tests
+turn it on). The ops' own callers build valid values (BiFormer's ``topk_index`` comes from ``torch.topk``).
+"""
 
 from __future__ import annotations
 
+import os
+
 import torch
+
+_debug = os.environ.get("KERNELS_DEBUG_CHECKS", "0") == "1"
+
+
+def set_debug_checks(enabled: bool) -> None:
+    """Turn the value checks (which sync the device) on or off for every later call."""
+    global _debug
+    _debug = bool(enabled)
+
+
+def debug_checks() -> bool:
+    return _debug
 
 
 def require_rank(name: str, t: torch.Tensor, rank: int, layout: str) -> None:
@@ -29,6 +49,13 @@ def require_floating(*named: tuple[str, torch.Tensor]) -> None:
 def require_shape(name: str, t: torch.Tensor, expected: tuple[int, ...], layout: str) -> None:
     if tuple(t.shape) != tuple(expected):
         raise ValueError(f"{name} must have shape {layout} = {tuple(expected)}, got {tuple(t.shape)}")
+
+
+def require_index_range(name: str, index: torch.Tensor, size: int) -> None:
+    """Values in ``[0, size)`` (a value check: reads ``index`` back, a device sync on CUDA)."""
+    low, high = int(index.min()), int(index.max())
+    if low < 0 or high >= size:
+        raise ValueError(f"{name} values must lie in [0, {size}), got range [{low}, {high}]")
 
 
 def pair(name: str, value: int | tuple[int, int]) -> tuple[int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from types import ModuleType
@@ -13,6 +14,7 @@ OPS = ("boxrpb", "routing", "neighborhood")
 _IMPLEMENTATION = {"reference": "reference", "flex": "flex", "triton": "triton_fused"}
 
 
+@functools.cache
 def triton_importable() -> bool:
     try:
         importlib.import_module("triton")

@@ -1,9 +1,12 @@
-"""One compiled FlexAttention shared by the flex backends (compiled: eager FlexAttention materialises scores)."""
+"""One compiled FlexAttention shared by the flex backends (compiled: eager FlexAttention materialises scores),
+and the cache of the BlockMasks they build (building one per call dominated the flex timings)."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 
 import torch
 import torch.nn.functional as F
@@ -34,3 +37,28 @@ def flex(
         v = F.pad(v, (0, MIN_HEAD_DIM - dv))
     out = _compiled()(q, k, v, score_mod=score_mod, block_mask=block_mask, scale=scale)
     return out[..., :dv]
+
+
+class IndexedCache:
+    """The last ``size`` values built from an index tensor, keyed by that tensor's identity and version (any
+    in-place change bumps the version) plus ``key``. The tensor is held weakly: a new tensor that reuses a
+    freed one's ``id`` is told apart by the dead reference. Inference tensors (no version counter) are never
+    cached."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple, tuple[weakref.ref, object]] = OrderedDict()
+
+    def get(self, index: torch.Tensor, key: Hashable, build: Callable[[], object]) -> object:
+        if index.is_inference():
+            return build()
+        full_key = (id(index), index._version, key)
+        entry = self._entries.get(full_key)
+        if entry is not None and entry[0]() is index:
+            self._entries.move_to_end(full_key)
+            return entry[1]
+        value = build()
+        self._entries[full_key] = (weakref.ref(index), value)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch.nn.attention.flex_attention import BlockMask
 
@@ -34,8 +36,9 @@ def boxrpb_attention(
     return flex(q, k, v, scale, score_mod=score_mod, block_mask=_every_key(q.shape[2], k.shape[2], q.device))
 
 
+@functools.lru_cache(maxsize=16)
 def _every_key(n_q: int, n_k: int, device: torch.device) -> BlockMask:
-    """One block spanning all queries and keys, built eagerly.
+    """One block spanning all queries and keys, built eagerly once per shape.
 
     flex_attention builds the same default itself, inside the compiled graph, where torch 2.11 failed to compile
     it at some shapes (seen on an H100 with Q=19 and 35 keys).

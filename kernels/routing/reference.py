@@ -16,7 +16,7 @@ def _gather_regions(x: torch.Tensor, topk_index: torch.Tensor) -> torch.Tensor:
     """[B, h, R, T, d] and [B, R, k] -> [B, h, R, k*T, d], copying each routed region (as KVGather does)."""
     b, h, r, t, d = x.shape
     k = topk_index.shape[-1]
-    index = topk_index[:, None, :, :, None, None].expand(b, h, r, k, t, d)
+    index = topk_index.long()[:, None, :, :, None, None].expand(b, h, r, k, t, d)
     gathered = torch.gather(x[:, :, None].expand(b, h, r, r, t, d), dim=3, index=index)
     return gathered.reshape(b, h, r, k * t, d)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,17 @@ def _triton_interpreter_without_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
             kernel = kernel.fn
         if not isinstance(kernel, InterpretedFunction):
             importlib.reload(module)
+
+
+@pytest.fixture(autouse=True)
+def _debug_checks() -> Iterator[None]:
+    """The tests feed bad values too: value checks on (off by default, a device sync each; kernels/checks.py)."""
+    from kernels import checks
+
+    before = checks.debug_checks()
+    checks.set_debug_checks(True)
+    yield
+    checks.set_debug_checks(before)
 
 
 @pytest.fixture

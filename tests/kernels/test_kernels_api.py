@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 from tests_kernels_cases import distinct_topk
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import kernels
-from kernels import dispatch
+from kernels import checks, dispatch
+
+# aten ops that bring a tensor's values to the host: each is a device sync on CUDA.
+HOST_READS = {"_local_scalar_dense", "is_nonzero", "equal", "nonzero", "masked_select", "unique"}
 
 
 def _boxrpb_inputs(b=1, h=2, n_q=3, height=2, width=3, d=4):
@@ -99,3 +105,51 @@ def test_neighborhood_rejects_even_kernels_and_small_maps() -> None:
         kernels.neighborhood_attention_2d(q, q, q, 7)
     with pytest.raises(ValueError, match="dilation must be a positive int"):
         kernels.neighborhood_attention_2d(q, q, q, 3, dilation=0)
+
+
+class _HostReads(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket.__name__ in HOST_READS:
+            self.seen.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def training_calls(backend: str, device: torch.device | str = "cpu") -> list[Callable[[], None]]:
+    """Forward + backward of each op on small inputs built up front (so a call itself copies nothing)."""
+    box = [t.to(device).requires_grad_() for t in _boxrpb_inputs()]
+    pad = torch.zeros(1, 6, dtype=torch.bool, device=device)
+    routed = [torch.randn(1, 2, 12, 16, device=device, requires_grad=True) for _ in range(3)]
+    index = distinct_topk(1, 3, 2, device)
+    window = [torch.randn(1, 1, 6, 7, 8, device=device, requires_grad=True) for _ in range(3)]
+    return [
+        lambda: kernels.boxrpb_attention(*box, key_padding_mask=pad, backend=backend).sum().backward(),
+        lambda: kernels.routed_attention(*routed, index, 4, backend=backend).sum().backward(),
+        lambda: kernels.neighborhood_attention_2d(*window, 3, backend=backend).sum().backward(),
+    ]
+
+
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+def test_ops_read_no_values_back_without_debug_checks(backend: str) -> None:
+    """The op path never syncs the device (CUDA check: test_kernels_gpu.py); debug checks do, and say so."""
+    calls = training_calls(backend)
+    checks.set_debug_checks(False)
+    with _HostReads() as reads:
+        for call in calls:
+            call()
+    assert reads.seen == []
+    checks.set_debug_checks(True)
+    with _HostReads() as reads:
+        for call in calls:
+            call()
+    assert "aten._local_scalar_dense.default" in reads.seen  # the topk_index range check
+
+
+def test_debug_checks_off_skip_the_index_range_check() -> None:
+    q = torch.randn(1, 2, 12, 4)
+    checks.set_debug_checks(False)
+    with pytest.raises(RuntimeError, match="out of bounds"):  # torch.gather's own error, not ours
+        kernels.routed_attention(q, q, q, torch.tensor([[[0], [1], [3]]]), 4, backend="reference")

@@ -12,6 +12,7 @@ from test_kernels_memory import largest_allocation
 from tests_kernels_cases import distinct_topk
 
 import kernels
+from kernels.neighborhood.flex import window_block_mask
 
 pytestmark = [
     pytest.mark.slow,
@@ -45,8 +46,24 @@ def test_routing_flex_forward_matches_reference() -> None:
 
 
 @torch.no_grad()
+def test_routing_flex_follows_an_index_changed_in_place() -> None:
+    """The cached BlockMask is rebuilt when the index tensor changes (same shapes as above: no recompile)."""
+    q, k, v = (torch.randn(2, 2, 6 * 5, 8) for _ in range(3))
+    index = distinct_topk(2, 6, 2)
+    kernels.routed_attention(q, k, v, index, 5, backend="flex")
+    index[:, :, 0] = (index[:, :, 0] + 1) % 6
+    index[:, :, 1] = (index[:, :, 0] + 1) % 6  # still two distinct regions per row
+    out = kernels.routed_attention(q, k, v, index, 5, backend="flex")
+    torch.testing.assert_close(out, kernels.routed_attention(q, k, v, index, 5, backend="reference"), **TOL)
+
+
+@torch.no_grad()
 def test_neighborhood_flex_forward_matches_reference() -> None:
     q, k, v = (torch.randn(1, 2, 9, 11, 8) for _ in range(3))
     out = kernels.neighborhood_attention_2d(q, k, v, (3, 5), (2, 1), backend="flex")
     expected = kernels.neighborhood_attention_2d(q, k, v, (3, 5), (2, 1), backend="reference")
     torch.testing.assert_close(out, expected, **TOL)
+    hits = window_block_mask.cache_info().hits
+    again = kernels.neighborhood_attention_2d(q, k, v, (3, 5), (2, 1), backend="flex")
+    assert window_block_mask.cache_info().hits == hits + 1  # the BlockMask is built once per shape
+    torch.testing.assert_close(again, expected, **TOL)

@@ -1,12 +1,14 @@
-"""CUDA-only checks: auto picks the fused kernels, and the fused BoxRPB stays far below the reference's memory."""
+"""CUDA-only checks: auto picks the fused kernels, they never sync the device, and the fused BoxRPB stays far
+below the reference's memory."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from test_kernels_api import training_calls
 
 import kernels
-from kernels import dispatch
+from kernels import checks, dispatch
 
 pytestmark = pytest.mark.gpu
 
@@ -37,3 +39,18 @@ def test_boxrpb_triton_training_memory_is_under_a_tenth_of_reference() -> None:
     step("triton")  # compile outside the measurement
     fused, reference = _peak_bytes(lambda: step("triton")), _peak_bytes(lambda: step("reference"))
     assert fused < 0.1 * reference, (fused, reference)
+
+
+def test_fused_ops_never_sync_the_device() -> None:
+    """Without debug checks a training call holds no host read: torch's sync debug mode raises on any sync."""
+    checks.set_debug_checks(False)
+    calls = training_calls("triton", "cuda")
+    for call in calls:
+        call()  # compilation and autotuning (which synchronise) happen here, outside the checked calls
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for call in calls:
+            call()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
