@@ -5,7 +5,8 @@ passed to ROS as ``--params-file`` (the same parser as ``ros2 launch``, ``/**`` 
     vid2robot-bringup sim_loop.yaml --set policy_node.checkpoint=/ckpt --set policy_node.prompt_video=/p.mp4
 
 ``--set NODE.PARAM=VALUE`` (VALUE parsed as YAML) overrides the file's node section; a plain
-``--ros-args -p PARAM:=VALUE`` applies to every node but loses to a value the file gives that node.
+``--ros-args -p PARAM:=VALUE`` applies to every node but loses to a value the file gives that node. Before ROS
+starts, the DDS transport defaults for large images are set (ros_nodes.dds_transport), as in the launch files.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import yaml
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 
-from ros_nodes.node_runner import spin_until_done
+from ros_nodes.dds_transport import apply_transport_defaults
+from ros_nodes.node_runner import log_transport_defaults, spin_until_done
+from ros_nodes.share import config_dirs, find_config
 
 # executable / node name -> the node class, imported only when that node is started.
 NODE_CLASSES = {
@@ -33,21 +36,14 @@ NODE_CLASSES = {
 
 
 def resolve_config(name: str) -> Path:
-    """A YAML path, or the name of a config installed in ``share/vid2robot/config`` (colcon or pip prefix)."""
+    """A YAML path, or the name of a config installed in ``share/vid2robot/config`` (see ros_nodes.share)."""
     path = Path(name)
     if path.is_file():
         return path
-    shares = [Path(sys.prefix) / "share" / "vid2robot"]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        shares.insert(0, Path(get_package_share_directory("vid2robot")))
-    except (ImportError, LookupError, OSError):  # not in an ament (colcon / ROS) environment
-        pass
-    for share in shares:
-        if (share / "config" / name).is_file():
-            return share / "config" / name
-    raise FileNotFoundError(f"no config {name!r}: not a file, nor in {[str(s / 'config') for s in shares]}")
+    found = find_config(name)
+    if found is None:
+        raise FileNotFoundError(f"no config {name!r}: not a file, nor in {[str(d) for d in config_dirs()]}")
+    return found
 
 
 def nodes_in(config: Path) -> list[str]:
@@ -111,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(names: list[str], params: Path, extra_ros_args: list[str]) -> int:
+    added = apply_transport_defaults()
     rclpy.init(args=["vid2robot-bringup", "--ros-args", "--params-file", str(params), *extra_ros_args])
+    log_transport_defaults("vid2robot_bringup", added)
     # Import every node module before any node starts its threads (imports racing across threads break).
     classes = [_node_class(name) for name in names]
     nodes: list[Node] = []

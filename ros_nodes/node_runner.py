@@ -1,4 +1,4 @@
-"""Process entry point shared by the node executables: init, build, spin, clean shutdown."""
+"""Process entry point shared by the node executables: DDS transport defaults, init, build, spin, shutdown."""
 
 from __future__ import annotations
 
@@ -8,6 +8,17 @@ from collections.abc import Callable, Sequence
 import rclpy
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+
+from ros_nodes.dds_transport import apply_transport_defaults
+
+
+def log_transport_defaults(logger_name: str, added: dict[str, str]) -> None:
+    """Say which transport defaults this process set (so a user knows what to copy or override)."""
+    for name, value in added.items():
+        rclpy.logging.get_logger(logger_name).info(
+            f"DDS transport for large images: {name}={value} (export it, or FASTDDS_BUILTIN_TRANSPORTS, "
+            "to choose your own; the camera driver's process needs the same)"
+        )
 
 
 def spin_until_done(executor: Executor, nodes: Sequence[Node]) -> None:
@@ -23,7 +34,9 @@ def spin_until_done(executor: Executor, nodes: Sequence[Node]) -> None:
 def run_node(factory: Callable[[], Node], name: str, args: list[str] | None = None) -> int:
     """Run one node until shutdown. A node that cannot start (bad parameters, missing files) logs why and
     the process exits with status 2 instead of a traceback."""
+    added = apply_transport_defaults()
     rclpy.init(args=args)
+    log_transport_defaults(name, added)
     try:
         try:
             node = factory()

@@ -18,12 +18,18 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import pytest
 import rclpy
+import ros_fixtures
 import torch
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from ros_fixtures import NodeProcess
 
+from ros_nodes.dds_transport import apply_transport_defaults
 from vid2robot.policy import Vid2RobotConfig, Vid2RobotPolicy, load_policy, save_policy
+
+# This process publishes the test images, like a camera driver: it sets the shipped transport defaults for
+# itself before any participant exists, as the README tells drivers to.
+ros_fixtures.HARNESS_TRANSPORT.update(apply_transport_defaults())
 
 TINY = dict(
     image_size=32,

@@ -4,6 +4,7 @@ A module of its own (not conftest) so test files import it by a unique name from
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -44,6 +45,16 @@ def wait_matched(endpoint: Publisher | Subscription, process: NodeProcess, timeo
     time.sleep(0.5)
 
 
+# What the test process (the camera driver's side, as the README tells drivers) sets for its own DDS transport;
+# node processes start without it and set their defaults themselves (ros_nodes.node_runner).
+HARNESS_TRANSPORT: dict[str, str] = {}
+
+
+def node_environment() -> dict[str, str]:
+    """The environment of a node process: this one's, less the test process's own transport settings."""
+    return {k: v for k, v in os.environ.items() if k not in HARNESS_TRANSPORT}
+
+
 class NodeProcess:
     """One node executable in its own process, parameters from a YAML file; stderr/stdout kept in a log."""
 
@@ -63,7 +74,9 @@ class NodeProcess:
             str(params_file),
         ]
         self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, env=node_environment()
+        )
 
     def log(self) -> str:
         return self.log_path.read_text()

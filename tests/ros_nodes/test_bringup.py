@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ros_fixtures import node_environment
 
 from ros_nodes.bringup import nodes_in, resolve_config, with_overrides
 
@@ -15,10 +16,10 @@ REPO = Path(__file__).resolve().parents[2]
 SIM_LOOP = REPO / "config" / "sim_loop.yaml"
 
 
-def bringup(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def bringup(*args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "ros_nodes.bringup", *args], cwd=REPO, capture_output=True, text=True,
-        timeout=timeout, check=False,
+        timeout=timeout, check=False, env={**node_environment(), **env},
     )  # fmt: skip
 
 
@@ -69,3 +70,11 @@ def test_bringup_reports_a_node_that_cannot_start() -> None:
     result = bringup(str(SIM_LOOP), "--nodes", "policy_node")
     assert result.returncode == 2
     assert "cannot start policy_node: parameter 'checkpoint' is required" in result.stderr
+    profile = REPO / "config" / "fastdds_large_images.xml"
+    assert f"DDS transport for large images: FASTDDS_DEFAULT_PROFILES_FILE={profile}" in result.stderr
+
+
+def test_bringup_keeps_a_transport_the_user_set() -> None:
+    result = bringup(str(SIM_LOOP), "--nodes", "policy_node", FASTDDS_BUILTIN_TRANSPORTS="UDPv4")
+    assert result.returncode == 2 and "cannot start policy_node" in result.stderr
+    assert "DDS transport for large images" not in result.stderr
