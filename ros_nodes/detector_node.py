@@ -1,6 +1,8 @@
-"""detector_node: Plain-DETR on the newest ``image``, publishing ``detections`` (vision_msgs/Detection2DArray
+"""detector_node: Plain-DETR on the newest ``image`` (or ``image/compressed`` with ``image_transport:
+compressed``, ros_nodes.camera_input), publishing ``detections`` (vision_msgs/Detection2DArray
 where installed, else the documented Float32MultiArray of ros_nodes.detections) and ``detections_image``
-(the frame with boxes drawn, rgb8, same stamp). Inference runs on its own thread, newest frame first."""
+(the frame with boxes drawn, rgb8, same stamp). Decoding and inference run on its own thread, newest frame
+first."""
 
 from __future__ import annotations
 
@@ -11,11 +13,12 @@ from pathlib import Path
 
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from detection.plain_detr.detector import Detector
+from ros_nodes.camera_input import check_transport, subscribe_camera, to_rgb
 from ros_nodes.detections import HAVE_VISION_MSGS, annotate, as_array_message, as_vision_message
-from ros_nodes.image_conversion import image_to_rgb, rgb_to_image
+from ros_nodes.image_conversion import rgb_to_image
 from ros_nodes.log_limiter import RepeatFilter
 from ros_nodes.node_parameters import DETECTOR_NODE, declare
 from ros_nodes.node_runner import run_node
@@ -35,6 +38,7 @@ class DetectorNode(Node):
         p = {spec.name: self.get_parameter(spec.name).value for spec in DETECTOR_NODE}
         if not p["checkpoint"]:
             raise ValueError("parameter 'checkpoint' is required (see the README's detector_node table)")
+        check_transport(p["image_transport"])
         options = {"score_threshold": p["score_threshold"], "top_k": p["top_k"], "device": p["device"]}
         if p["input_size"] > 0:
             options["input_size"] = p["input_size"]
@@ -42,18 +46,20 @@ class DetectorNode(Node):
         self._names = Path(p["labels_file"]).read_text().split("\n") if p["labels_file"] else []
         self._names = [n.strip() for n in self._names if n.strip()]
         self._cond = threading.Condition()
-        self._pending: Image | None = None
+        self._pending: Image | CompressedImage | None = None
         self._rejections = RepeatFilter()
         self._detections_pub = self.create_publisher(DetectionsMsg, "detections", QoSProfile(depth=10))
         self._image_pub = self.create_publisher(Image, "detections_image", qos_profile_sensor_data)
-        self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
+        _, self._camera_topic = subscribe_camera(self, p["image_transport"], self._on_image)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="detector", daemon=True)
         self._thread.start()
         kind = "vision_msgs/Detection2DArray" if HAVE_VISION_MSGS else "std_msgs/Float32MultiArray [N, 6]"
-        self.get_logger().info(f"Plain-DETR from {p['checkpoint']}, publishing {kind}")
+        self.get_logger().info(
+            f"Plain-DETR from {p['checkpoint']} on {self._camera_topic} ({p['image_transport']}), publishing {kind}"
+        )
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg: Image | CompressedImage) -> None:
         with self._cond:
             self._pending = msg  # newest wins: detection never queues behind the camera
             self._cond.notify()
@@ -66,13 +72,13 @@ class DetectorNode(Node):
             if msg is not None and self.context.ok():
                 self._detect(msg)
 
-    def _detect(self, msg: Image) -> None:
+    def _detect(self, msg: Image | CompressedImage) -> None:
         try:
-            frame = image_to_rgb(msg)
+            frame = to_rgb(msg)
             boxes, scores, labels = (t[0].numpy() for t in self._detector.predict([frame]))
         except Exception as error:  # bad encoding, size the model cannot take: log, keep serving
             if self._rejections.should_log(str(error), time.monotonic()):
-                self.get_logger().error(f"rejected image on {self.resolve_topic_name('image')}: {error}")
+                self.get_logger().error(f"rejected image on {self._camera_topic}: {error}")
             return
         if HAVE_VISION_MSGS:
             self._detections_pub.publish(as_vision_message(msg.header, boxes, scores, labels, self._names))

@@ -53,11 +53,16 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     return np.ascontiguousarray(pixels[:, :, list(order)])
 
 
-def rgb_to_image(frame: np.ndarray, stamp: Time, frame_id: str) -> Image:
-    """Encode a ``uint8 [H, W, 3]`` RGB frame as an rgb8 Image (tightly packed rows)."""
+def check_rgb_frame(frame: np.ndarray) -> None:
+    """Raise ``ImageConversionError`` unless ``frame`` is a ``uint8 [H, W, 3]`` array."""
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
         got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
         raise ImageConversionError(f"frame must be uint8 [H, W, 3] RGB, got {got}")
+
+
+def rgb_to_image(frame: np.ndarray, stamp: Time, frame_id: str) -> Image:
+    """Encode a ``uint8 [H, W, 3]`` RGB frame as an rgb8 Image (tightly packed rows)."""
+    check_rgb_frame(frame)
     msg = Image()
     msg.header.stamp = stamp
     msg.header.frame_id = frame_id

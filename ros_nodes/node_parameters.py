@@ -24,6 +24,14 @@ MAX_LINEAR_SPEED = ParamSpec(
     "max_linear_speed", 0.25, "m/s per unit action; each axis of the end-effector velocity is clamped to it"
 )
 
+# Shared by policy_node and detector_node: which camera messages to subscribe (ros_nodes.camera_input).
+IMAGE_TRANSPORT = ParamSpec(
+    "image_transport",
+    "raw",
+    "camera input: 'raw' subscribes sensor_msgs/Image on 'image'; 'compressed' subscribes "
+    "sensor_msgs/CompressedImage (jpeg, png) on 'image/compressed' (image_transport's naming)",
+)
+
 CAMERA_NODE = (
     ParamSpec("source", "0", "OpenCV source: a device index ('0'), a video file path or a stream URL"),
     ParamSpec("rate_hz", 30.0, "publish rate (Hz)"),
@@ -43,6 +51,7 @@ POLICY_NODE = (
     ),
     ParamSpec("control_rate_hz", 10.0, "policy rate (Hz); one action per new image, at most this often"),
     ParamSpec("image_timeout_s", 0.5, "no image for this long -> zero velocity until images return"),
+    IMAGE_TRANSPORT,
     MAX_LINEAR_SPEED,
     ParamSpec("max_speed_norm", 0.0, "cap on the norm of the linear velocity (m/s); 0 disables"),
     ParamSpec("command_frame_id", "base_link", "header.frame_id of the velocity command (robot base frame)"),
@@ -79,6 +88,7 @@ SIM_ROBOT_NODE = (
 
 DETECTOR_NODE = (
     ParamSpec("checkpoint", "", "Plain-DETR checkpoint (Detector.save folder or Lightning .ckpt); required"),
+    IMAGE_TRANSPORT,
     ParamSpec("score_threshold", 0.3, "publish detections with at least this score"),
     ParamSpec("top_k", 100, "at most this many detections per image"),
     ParamSpec("input_size", 0, "longer image side fed to the model (pixels); 0 keeps the checkpoint's"),

@@ -1,14 +1,17 @@
 """policy_node: camera images + a prompt video -> end-effector velocity, gripper and raw action commands.
 
-Subscribes ``image`` (sensor_msgs/Image, SensorDataQoS) and ``estop`` (std_msgs/Bool, true latches);
-publishes ``ee_twist_cmd`` (geometry_msgs/TwistStamped), ``gripper_cmd`` (std_msgs/Float32), ``action``
-(std_msgs/Float32MultiArray) and ``/diagnostics``; services ``~/reset``, ``~/reload_prompt``,
-``~/release_estop`` (std_srvs/Trigger). The policy runs on its own thread at ``control_rate_hz``, once per
-new image; every safety hold publishes zero velocity (see ros_nodes.safety and the README).
+Subscribes ``image`` (sensor_msgs/Image, SensorDataQoS; or ``image/compressed``, sensor_msgs/CompressedImage,
+with ``image_transport: compressed``) and ``estop`` (std_msgs/Bool, true latches); publishes ``ee_twist_cmd``
+(geometry_msgs/TwistStamped), ``gripper_cmd`` (std_msgs/Float32), ``action`` (std_msgs/Float32MultiArray) and
+``/diagnostics`` (control loop and camera health); services ``~/reset``, ``~/reload_prompt``,
+``~/release_estop`` (std_srvs/Trigger). Images are decoded on the executor thread; the policy runs on its own
+thread at ``control_rate_hz``, once per new image; every safety hold publishes zero velocity (see
+ros_nodes.safety and the README).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -21,13 +24,16 @@ from geometry_msgs.msg import TwistStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import QoSProfile
 from rclpy.time import Time
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float32, Float32MultiArray, Header, MultiArrayDimension, MultiArrayLayout
 from std_srvs.srv import Trigger
 
-from ros_nodes.image_conversion import ImageConversionError, image_to_rgb
+from ros_nodes.camera_health import PROBLEMS, SLOW, CameraHealth
+from ros_nodes.camera_input import check_transport, subscribe_camera, to_rgb
+from ros_nodes.dds_transport import transport_hint
+from ros_nodes.image_conversion import ImageConversionError
 from ros_nodes.log_limiter import RepeatFilter
 from ros_nodes.node_parameters import POLICY_NODE, declare
 from ros_nodes.node_runner import run_node
@@ -39,6 +45,7 @@ from vid2robot.policy.deployment import DeployablePolicy
 from vid2robot.policy.preprocess import frames_to_tensor
 
 COMMAND_QOS = QoSProfile(depth=10)
+CAMERA_LOG_PERIOD_S = {True: 10.0, False: 30.0}  # a camera problem is logged every 10 s; a slow camera, 30 s
 
 
 class PolicyNode(Node):
@@ -53,6 +60,7 @@ class PolicyNode(Node):
                 raise ValueError(f"parameter '{key}' is required (see the README's policy_node table)")
         if not get("control_rate_hz") > 0:
             raise ValueError(f"control_rate_hz must be > 0, got {get('control_rate_hz')}")
+        check_transport(get("image_transport"))
         self._policy: DeployablePolicy = load_policy(get("checkpoint"), map_location=get("device"))
         if self._policy.prompt_kind != "video":
             raise ValueError(
@@ -85,7 +93,12 @@ class PolicyNode(Node):
         self._gripper_pub = self.create_publisher(Float32, "gripper_cmd", COMMAND_QOS)
         self._action_pub = self.create_publisher(Float32MultiArray, "action", COMMAND_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", COMMAND_QOS)
-        self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
+        _, self._camera_topic = subscribe_camera(self, get("image_transport"), self._on_image)
+        self._camera = CameraHealth(
+            self._camera_topic, 1.0 / self._period, transport_hint(os.environ), started=time.monotonic()
+        )
+        self._camera_kind = "ok"
+        self._camera_log = {problem: RepeatFilter(period) for problem, period in CAMERA_LOG_PERIOD_S.items()}
         self.create_subscription(Bool, "estop", self._on_estop, COMMAND_QOS)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_service(Trigger, "~/reload_prompt", self._on_reload_prompt)
@@ -98,21 +111,24 @@ class PolicyNode(Node):
         self._thread.start()
         self.get_logger().info(
             f"policy {type(self._policy).__name__} from {get('checkpoint')} at {1 / self._period:.1f} Hz, "
-            f"prompt {get('prompt_video')}"
+            f"prompt {get('prompt_video')}, camera {self._camera_topic} ({get('image_transport')})"
         )
 
     # -- inputs (executor thread) --------------------------------------------------------------------------
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, msg: Image | CompressedImage) -> None:
         try:
-            frame = image_to_rgb(msg)
+            frame = to_rgb(msg)
         except ImageConversionError as error:
             self._images_rejected += 1
+            self._camera.on_rejected(time.monotonic(), str(error))
             if self._rejections.should_log(str(error), time.monotonic()):
-                self.get_logger().error(f"rejected image on {self.resolve_topic_name('image')}: {error}")
+                self.get_logger().error(f"rejected image on {self._camera_topic}: {error}")
             return
+        now = time.monotonic()
+        self._camera.on_frame(now, Time.from_msg(msg.header.stamp).nanoseconds * 1e-9)
         with self._frame_lock:
             self._frame, self._frame_stamp = frame, msg.header.stamp
-            self._frame_received = time.monotonic()
+            self._frame_received = now
             self._frame_seq += 1
 
     def _on_estop(self, msg: Bool) -> None:
@@ -252,9 +268,33 @@ class PolicyNode(Node):
             self._hold = reason
 
     # -- diagnostics ---------------------------------------------------------------------------------------
+    def _check_camera(self):
+        """The camera's status now; a change, or a problem that persists, is logged (rate-limited)."""
+        now = time.monotonic()
+        camera = self._camera.status(now, self.count_publishers(self._camera_topic))
+        problem = camera.kind in PROBLEMS
+        if camera.kind in (*PROBLEMS, SLOW):
+            if self._camera_log[problem].should_log(camera.kind, now):
+                if problem:  # one severity per call site: rclpy refuses to change it between calls
+                    self.get_logger().warning(camera.message)
+                else:
+                    self.get_logger().info(camera.message)
+        elif self._camera_kind != camera.kind:
+            self.get_logger().info(f"{camera.message} (was: {self._camera_kind})")
+        self._camera_kind = camera.kind
+        return camera
+
     def _publish_diagnostics(self) -> None:
+        try:
+            self._publish_diagnostics_once()
+        except Exception as error:  # reporting must never take the node (and its command stream) down
+            if self.context.ok():
+                self.get_logger().error(f"diagnostics failed: {error!r}")
+
+    def _publish_diagnostics_once(self) -> None:
         hold = self._hold
-        level = DiagnosticStatus.OK if hold is None else DiagnosticStatus.WARN
+        camera = self._check_camera()
+        level = DiagnosticStatus.OK if hold is None and camera.kind not in PROBLEMS else DiagnosticStatus.WARN
         if hold == ESTOP:
             level = DiagnosticStatus.ERROR
         values = {
@@ -266,11 +306,20 @@ class PolicyNode(Node):
             "images_rejected": str(self._images_rejected),
             "estop_latched": str(self._gate.estop_latched),
             "enabled": str(self._gate.enabled),
+            "camera_topic": self._camera_topic,
+            "camera_status": camera.kind,
+            "camera_publishers": str(camera.publishers),
+            "camera_frame_rate_hz": f"{camera.frame_rate_hz:.2f}",
+            "camera_last_frame_age_s": f"{camera.last_frame_age_s:.2f}",
+            "frames_received": str(self._camera.frames),
         }
+        message = hold or "running"
+        if camera.kind != "ok":
+            message = f"{message}; {camera.message}"
         status = DiagnosticStatus(
             level=level,
             name=f"{self.get_fully_qualified_name()}: control loop",
-            message=hold or "running",
+            message=message,
             hardware_id=self.get_fully_qualified_name(),
             values=[KeyValue(key=k, value=v) for k, v in values.items()],
         )

@@ -1,5 +1,5 @@
-"""detector_node in its own process: Plain-DETR detections equal the in-process Detector's, the annotated
-image keeps the stamp, and bad images are logged and survived. (vision_msgs is not installable here: the
+"""detector_node in its own process: Plain-DETR detections equal the in-process Detector's (raw and compressed
+input), the annotated image keeps the stamp, and bad images are logged and survived. (vision_msgs is not installable here: the
 documented Float32MultiArray fallback is what runs.)"""
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import pytest
 import torch
 from rclpy.qos import qos_profile_sensor_data
 from ros_fixtures import wait_for, wait_matched
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Float32MultiArray
 
 from detection.plain_detr import Detector, PlainDETR, tiny_config
+from ros_nodes.compressed_image import rgb_to_compressed
 from ros_nodes.detections import FIELDS, HAVE_VISION_MSGS
 from ros_nodes.image_conversion import image_to_rgb, rgb_to_image
 
@@ -87,3 +88,34 @@ def test_detector_node_matches_the_in_process_detector(
     assert annotated.header.stamp == sent.header.stamp and annotated.header.frame_id == "cam"
     drawn = image_to_rgb(annotated)
     assert drawn.shape == FRAME.shape and (drawn != FRAME).any(), "boxes are drawn on the frame"
+
+
+def test_detector_node_takes_compressed_images(ros, launch, detector_checkpoint: Path) -> None:
+    got: list[Float32MultiArray] = []
+    detections = ros.create_subscription(Float32MultiArray, "detections", got.append, 10)
+    publisher = ros.create_publisher(CompressedImage, "image/compressed", qos_profile_sensor_data)
+    node = launch(
+        "ros_nodes.detector_node", "detector_node",
+        {"checkpoint": str(detector_checkpoint), "score_threshold": 0.0, "top_k": 5, "image_transport": "compressed"},
+    )  # fmt: skip
+    for endpoint in (publisher, detections):
+        wait_matched(endpoint, node)
+    png = rgb_to_compressed(FRAME, ros.get_clock().now().to_msg(), "cam", "png")  # lossless: same pixels
+    bad = rgb_to_compressed(FRAME, ros.get_clock().now().to_msg(), "cam", "png")
+    bad.format = "bmp"
+    publisher.publish(bad)
+    wait_for(
+        lambda: "rejected image on /image/compressed: unsupported compressed format 'bmp'" in node.log(),
+        10,
+        "the rejection",
+    )
+    publisher.publish(png)
+    wait_for(lambda: got, 20, "detections")
+    rows = np.array(got[0].data, np.float32).reshape(-1, 6)
+    boxes, scores, _ = (
+        t[0].numpy()
+        for t in Detector.from_checkpoint(detector_checkpoint, score_threshold=0.0, top_k=5).predict([FRAME])
+    )
+    np.testing.assert_allclose(rows[:, :4], boxes, atol=1e-3)
+    np.testing.assert_allclose(rows[:, 4], scores, atol=1e-5)
+    assert len(got) == 1 and node.alive()
