@@ -10,7 +10,7 @@ export MUJOCO_GL ?= egl
 export HF_HUB_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv demo test lint format bench constraints system-deps clean mmdet test-mmdet
+.PHONY: venv demo test lint format bench gpu-check constraints system-deps clean mmdet test-mmdet
 
 venv: $(STAMP)
 
@@ -61,6 +61,12 @@ format: venv
 # Full-size settings on a GPU; the --quick sizes on CPU (the full ones take too long there).
 bench: venv
 	$(PY) -m kernels.bench $$($(PY) -c "import torch; print('' if torch.cuda.is_available() else '--quick')") --out docs/bench
+
+# On one CUDA GPU (H100/H200): every measurement of docs/gpu_check.md in under 9 minutes, results under
+# docs/gpu_check/ (its CPU dry run, --dry-run, runs in make test). No venv prerequisite: the venv pins the CPU
+# torch wheel, so a GPU machine brings its own CUDA torch (PY=python to use it).
+gpu-check:
+	$(PY) -m vid2robot.gpu_check --out docs/gpu_check
 
 # Re-resolve the pins after changing setup.py's requirements (then commit constraints.txt).
 constraints: venv

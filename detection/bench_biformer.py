@@ -30,9 +30,10 @@ def _peak_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _measure(
+def measure(
     backend: str, device: torch.device, batch: int, size: int, iters: int, train: bool
 ) -> dict[str, float]:
+    """Images/s over ``iters`` steps after a warm-up step, and peak memory (also used by vid2robot.gpu_check)."""
     torch.manual_seed(0)
     model = biformer_tiny(num_classes=1000, backend=backend).to(device).train(train)
     x = torch.randn(batch, 3, size, size, device=device)
@@ -88,7 +89,7 @@ def main() -> None:
         raise ValueError("need --batch >= 1, --size >= 32 and --iters >= 1")
     device = torch.device(args.device)
     if args.child:
-        result = _measure(args.child, device, args.batch, args.size, args.iters, train=not args.forward_only)
+        result = measure(args.child, device, args.batch, args.size, args.iters, train=not args.forward_only)
         print(json.dumps(result))
         return
     name = (
