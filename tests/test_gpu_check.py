@@ -64,6 +64,17 @@ def test_gpu_run_fits_nine_minutes_and_its_arguments_parse(tmp_path: Path) -> No
         )
         assert args.device == "cuda" and not args.tiny
     for name in gpu_check.KERNEL_TESTS:
-        assert (REPO / name).is_file()
+        assert (REPO / name.split("::")[0]).is_file()
     with pytest.raises(SystemExit):
         gpu_check.main(["--parts", "kernels,nope"])
+
+
+def test_a_rerun_of_some_parts_keeps_the_others_records(tmp_path: Path) -> None:
+    earlier = [{"part": "kernels", "status": "ok", "seconds": 90.0, "budget_s": 150},
+               {"part": "plain_detr", "status": "timeout", "seconds": 90.0, "budget_s": 90}]  # fmt: skip
+    (tmp_path / "summary.json").write_text(json.dumps({"dry_run": False, "parts": earlier, "targets": []}))
+    gpu_check.main(["--parts", "plain_detr", "--out", str(tmp_path), "--budget", "0"])  # no time: skipped
+    parts = json.loads((tmp_path / "summary.json").read_text())["parts"]
+    assert [(p["part"], p["status"], p.get("note")) for p in parts] == [
+        ("kernels", "ok", "earlier run"), ("plain_detr", "skipped", None)
+    ]  # fmt: skip

@@ -5,8 +5,8 @@
 Parts, in this order, each in its own subprocess under its own time limit (a failure or a timeout is recorded
 and the next part runs), each writing ``<part>.json`` and ``<part>.md`` under ``--out``:
 
-- ``kernel_tests``: the fused kernels' correctness tests on the GPU (every tuning candidate included), first,
-  so that the timings after them are of kernels known to be right.
+- ``kernel_tests``: correctness on the GPU first (every tuning candidate forward and backward, bf16 inputs, no
+  device sync, the memory bound), so that the timings after it are of kernels known to be right.
 - ``kernels``: ``python -m kernels.bench`` with sdpa, reference and triton (bf16, paper settings).
 - ``biformer``: BiFormer-T training and inference, official gather vs fused (``detection.bench_biformer``).
 - ``plain_detr``: Plain-DETR training steps at paper size, reference vs fused BoxRPB, fp32 and bf16.
@@ -35,15 +35,17 @@ REPO = Path(__file__).resolve().parents[1]
 # Seconds per part on the GPU (compilation and autotuning included); they sum to 505 s, and --budget (530 s)
 # caps the whole run, so that it ends within 9 minutes.
 BUDGETS = {
-    "kernel_tests": 100,
+    "kernel_tests": 90,
     "kernels": 150,
     "biformer": 75,
     "plain_detr": 90,
     "vid2robot": 45,
-    "kernels_flex": 45,
+    "kernels_flex": 55,
 }
 TOTAL_BUDGET = 530
-KERNEL_TESTS = ["tests/kernels/test_kernels_fused.py", "tests/kernels/test_kernels_tuning.py",
+# Every candidate the autotuner may pick is compiled and checked; the fused file's other cases (many small shapes,
+# each tuned and compiled anew) ran under the interpreter and would not fit the budget.
+KERNEL_TESTS = ["tests/kernels/test_kernels_tuning.py", "tests/kernels/test_kernels_fused.py::test_bfloat16_inputs",
                 "tests/kernels/test_kernels_gpu.py", "tests/kernels/test_kernels_api.py"]  # fmt: skip
 
 
@@ -61,7 +63,7 @@ def _device(dry: bool):
 
 # ---- parts ---------------------------------------------------------------------------------------------------
 def part_kernel_tests(out: Path, dry: bool) -> None:
-    """pytest of the fused kernels (flex training excluded: ``kernels_flex`` times it); collected only when dry."""
+    """pytest of the fused kernels on the GPU (no flex: ``kernels_flex`` times it); collected only when dry."""
     cmd = [sys.executable, "-m", "pytest", *KERNEL_TESTS, "-q", "-p", "no:cacheprovider", "-k", "not flex"]
     cmd += ["--collect-only"] if dry else []
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
@@ -296,9 +298,8 @@ def summary_markdown(records: list[dict], goals: list[dict], dry: bool) -> str:
         lines += ["**Dry run** (CPU, tiny sizes, Triton interpreted): the numbers mean nothing.", ""]
     lines += ["| part | status | seconds | budget s | note |", "|---|---|---:|---:|---|"]
     for r in records:
-        lines.append(
-            f"| {r['part']} | {r['status']} | {r['seconds']:.0f} | {r['budget_s']} | {r.get('error', '')[:150]} |"
-        )
+        note = "; ".join(x for x in (r.get("note"), r.get("error", "")[:150]) if x)
+        lines.append(f"| {r['part']} | {r['status']} | {r['seconds']:.0f} | {r['budget_s']} | {note} |")
     lines += ["", "| target | verdict | measured |", "|---|---|---|"]
     lines += [f"| {g['target']} | {g['verdict']} | {g['measured']} |" for g in goals]
     return "\n".join(lines) + "\n"
@@ -337,6 +338,13 @@ def run_in_process(part: str, out: Path, budget: float) -> dict:
     return {**record, "error": error} if error else record
 
 
+def merged(records: list[dict], earlier: dict[str, dict]) -> list[dict]:
+    """This run's records, and an earlier run's for the parts not rerun (marked), in the parts' order."""
+    done = {r["part"]: r for r in records}
+    kept = {p: {**r, "note": "earlier run"} for p, r in earlier.items() if p not in done}
+    return [done.get(p) or kept[p] for p in PARTS if p in done or p in kept]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m vid2robot.gpu_check", description=__doc__.splitlines()[0]
@@ -351,6 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--part", choices=list(PARTS), help=argparse.SUPPRESS)  # a part's own process
     args = parser.parse_args(argv)
+    args.out = args.out.resolve()  # the parts' processes run in the repository root
     if args.part:
         PARTS[args.part](args.out, False)
         return
@@ -364,6 +373,9 @@ def main(argv: list[str] | None = None) -> None:
             "OMP_NUM_THREADS", "1"
         )  # tiny ops: extra threads only contend (before torch loads)
     deadline = time.monotonic() + args.budget
+    earlier = (
+        {} if args.dry_run else {r["part"]: r for r in (_load(args.out, "summary") or {}).get("parts", [])}
+    )
     records = []
     for part in [p for p in PARTS if p in chosen]:
         budget = min(BUDGETS[part], deadline - time.monotonic())
@@ -377,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
             args.out.mkdir(parents=True, exist_ok=True)
             records.append(run_subprocess(part, cmd, budget, args.out / f"{part}.log"))
         print(f"gpu_check: {records[-1]}", flush=True)
-        write_summary(args.out, records, args.dry_run)
+        write_summary(args.out, merged(records, earlier), args.dry_run)
     print((args.out / "summary.md").read_text())
 
 
