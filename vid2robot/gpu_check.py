@@ -351,9 +351,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "gpu_check")
     parser.add_argument(
-        "--parts", default=",".join(PARTS), help="comma-separated subset, run in the usual order"
+        "--parts", default=",".join(PARTS), help="comma-separated subset (a rerun keeps the others' records)"
     )
     parser.add_argument("--budget", type=float, default=TOTAL_BUDGET, help="seconds for all parts together")
+    parser.add_argument("--part-budget", type=float, default=None, help="seconds per part (default: BUDGETS)")
     parser.add_argument(
         "--dry-run", action="store_true", help="tiny sizes on CPU, every part in this process"
     )
@@ -378,7 +379,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     records = []
     for part in [p for p in PARTS if p in chosen]:
-        budget = min(BUDGETS[part], deadline - time.monotonic())
+        budget = min(args.part_budget or BUDGETS[part], deadline - time.monotonic())
         if budget < 5:
             records.append({"part": part, "status": "skipped", "seconds": 0.0, "budget_s": 0,
                             "error": "the total budget was spent"})  # fmt: skip
