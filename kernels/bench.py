@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
             if args.out:
                 args.out.mkdir(parents=True, exist_ok=True)
                 meta = {"device": name, "dtype": str(dtype), "torch": torch.__version__, "repeats": repeats,
-                        "sizes": size, "settings": [s.name for s in settings]}  # fmt: skip
+                        "sizes": size, "settings": [{"op": s.op, "name": s.name} for s in settings]}  # fmt: skip
                 results = {"meta": meta, "rows": rows, "failures": failures}
                 (args.out / f"{args.stem}.json").write_text(json.dumps(results, indent=1))
                 (args.out / f"{args.stem}.md").write_text(markdown(rows, header, failures))

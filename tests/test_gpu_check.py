@@ -78,3 +78,31 @@ def test_a_rerun_of_some_parts_keeps_the_others_records(tmp_path: Path) -> None:
     assert [(p["part"], p["status"], p.get("note")) for p in parts] == [
         ("kernels", "ok", "earlier run"), ("plain_detr", "skipped", None)
     ]  # fmt: skip
+
+
+def test_targets_read_the_first_setting_and_every_routing_setting(tmp_path: Path) -> None:
+    settings = [{"op": "boxrpb", "name": "train"}, {"op": "boxrpb", "name": "eval"},
+                {"op": "routing", "name": "r1"}, {"op": "routing", "name": "r2"},
+                {"op": "neighborhood", "name": "n"}]  # fmt: skip
+
+    def row(op: str, setting: str, backend: str, **values: float) -> dict:
+        return {"op": op, "setting": setting, "backend": backend, **values}
+
+    rows = [row("boxrpb", "train", "triton", fwd_ms_vs_sdpa=1.2, fwd_kernel_ms_vs_sdpa=1.1, fwd_bwd_ms_vs_sdpa=2.5),
+            row("boxrpb", "eval", "triton", fwd_ms_vs_sdpa=9.0, fwd_bwd_ms_vs_sdpa=1.0),
+            row("routing", "r1", "triton", fwd_bwd_ms_vs_reference=0.25),
+            row("routing", "r2", "triton", fwd_bwd_ms_vs_reference=0.5),
+            row("neighborhood", "n", "triton", fwd_ms_vs_sdpa=1.1)]  # fmt: skip
+    (tmp_path / "kernels.json").write_text(json.dumps({"meta": {"settings": settings}, "rows": rows}))
+    biformer = [{"backend": "reference", "train": True, "images_per_s": 400.0, "peak_mib": 4800.0},
+                {"backend": "triton", "train": True, "images_per_s": 420.0, "peak_mib": 2600.0}]  # fmt: skip
+    (tmp_path / "biformer.json").write_text(json.dumps({"rows": biformer}))
+    found = [(t["verdict"], t["measured"]) for t in gpu_check.targets(tmp_path)]
+    assert found == [
+        ("met", "1.20x (kernel time 1.10x)"),
+        ("not met", "2.50x"),
+        ("not met", "r1: 4.00x, r2: 2.00x"),
+        ("met", "1.10x"),
+        ("met", "1.05x images/s, 0.54x peak memory"),
+    ]
+    assert [t["verdict"] for t in gpu_check.targets(tmp_path / "empty")] == ["no data"] * 5

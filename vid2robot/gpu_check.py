@@ -63,12 +63,17 @@ def _device(dry: bool):
 
 # ---- parts ---------------------------------------------------------------------------------------------------
 def part_kernel_tests(out: Path, dry: bool) -> None:
-    """pytest of the fused kernels on the GPU (no flex: ``kernels_flex`` times it); collected only when dry."""
+    """pytest of the fused kernels on the GPU (no flex: ``kernels_flex`` times it); collected only when dry.
+
+    Its output goes on to this part's log as it comes, so that a timeout still shows how far it got."""
     cmd = [sys.executable, "-m", "pytest", *KERNEL_TESTS, "-q", "-p", "no:cacheprovider", "-k", "not flex"]
     cmd += ["--collect-only"] if dry else []
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
-    lines = (proc.stdout + proc.stderr).strip().splitlines()
-    summary = lines[-1] if lines else ""
+    lines = []
+    with subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+            lines.append(line.rstrip())
+    summary = next((line for line in reversed(lines) if line.strip()), "")
     result = {
         "command": " ".join(cmd[1:]),
         "returncode": proc.returncode,
@@ -120,29 +125,28 @@ def part_biformer(out: Path, dry: bool) -> None:
         for train in (True, False):
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
+            row = {"backend": backend, "train": train}
             try:
-                rows.append(
-                    {
-                        "backend": backend,
-                        "train": train,
-                        **measure(backend, device, batch, size, iters, train),
-                    }
-                )
+                row.update(measure(backend, device, batch, size, iters, train))
             except Exception as error:  # one failing row must not lose the others
-                rows.append({"backend": backend, "train": train, "error": f"{type(error).__name__}: {error}"})
-            table = ["| backend | mode | images/s | peak MiB |", "|---|---|---:|---:|"]
-            for r in rows:
-                mode = "fwd+bwd" if r["train"] else "fwd"
-                cells = (f"failed: {r['error'][:120]} |" if "error" in r
-                         else f"{r['images_per_s']:.1f} | {r['peak_mib']:.0f} |")  # fmt: skip
-                table.append(f"| {r['backend']} | {mode} | {cells}")
-            head = f"# BiFormer-T, fp32, batch {batch}, {size}x{size}, {iters} timed steps\n\n"
-            _write(
-                out,
-                "biformer",
-                {"batch": batch, "size": size, "iters": iters, "rows": rows},
-                head + "\n".join(table) + "\n",
-            )
+                row["error"] = f"{type(error).__name__}: {error}"
+            rows.append(row)
+            result = {"batch": batch, "size": size, "iters": iters, "rows": rows}
+            _write(out, "biformer", result, _biformer_markdown(result))
+
+
+def _biformer_markdown(result: dict) -> str:
+    lines = [f"# BiFormer-T, fp32, batch {result['batch']}, {result['size']}x{result['size']}, "
+             f"{result['iters']} timed steps", "", "| backend | mode | images/s | peak MiB |", "|---|---|---:|---:|"]  # fmt: skip
+    for r in result["rows"]:
+        mode = "fwd+bwd" if r["train"] else "fwd"
+        cells = (
+            f"failed: {r['error'][:120]} | |"
+            if "error" in r
+            else f"{r['images_per_s']:.1f} | {r['peak_mib']:.0f} |"
+        )
+        lines.append(f"| {r['backend']} | {mode} | {cells}")
+    return "\n".join(lines) + "\n"
 
 
 def part_plain_detr(out: Path, dry: bool) -> None:
@@ -232,11 +236,10 @@ def _load(out: Path, part: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _row(kernels: dict, op: str, backend: str, setting: str | None = None) -> dict | None:
-    """The ``backend`` row of ``setting`` (default: the op's first setting, Q=1800 for BoxRPB)."""
-    settings = [r["setting"] for r in kernels["rows"] if r["op"] == op]
-    wanted = setting or (settings[0] if settings else None)
-    return next((r for r in kernels["rows"] if r["setting"] == wanted and r["backend"] == backend), None)
+def _row(kernels: dict, op: str, backend: str) -> dict | None:
+    """The ``backend`` row of the op's first benchmark setting (Q=1800 for BoxRPB, 64x64 for neighborhood)."""
+    first = next((s["name"] for s in kernels["meta"]["settings"] if s["op"] == op), None)
+    return next((r for r in kernels["rows"] if r["setting"] == first and r["backend"] == backend), None)
 
 
 def _at_most(value: float | None, limit: float, kernel: float | None = None) -> tuple[str, str]:
@@ -249,7 +252,7 @@ def _at_most(value: float | None, limit: float, kernel: float | None = None) -> 
 def targets(out: Path) -> list[dict[str, str]]:
     """The issue's targets against whatever the parts measured ("no data" where a part did not deliver)."""
     rows: list[tuple[str, tuple[str, str]]] = []
-    kernels = _load(out, "kernels") or {"rows": []}
+    kernels = _load(out, "kernels") or {"meta": {"settings": []}, "rows": []}
     box = _row(kernels, "boxrpb", "triton") or {}
     rows.append(("BoxRPB forward <= 1.3x SDPA (Q=1800)",
                  _at_most(box.get("fwd_ms_vs_sdpa"), 1.3, box.get("fwd_kernel_ms_vs_sdpa"))))  # fmt: skip
