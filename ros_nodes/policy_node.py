@@ -30,7 +30,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float32, Float32MultiArray, Header, MultiArrayDimension, MultiArrayLayout
 from std_srvs.srv import Trigger
 
-from ros_nodes.camera_health import PROBLEMS, SLOW, CameraHealth
+from ros_nodes.camera_health import OK, PROBLEMS, SLOW, CameraHealth, CameraStatus
 from ros_nodes.camera_input import check_transport, subscribe_camera, to_rgb
 from ros_nodes.dds_transport import transport_hint
 from ros_nodes.image_conversion import ImageConversionError
@@ -45,7 +45,6 @@ from vid2robot.policy.deployment import DeployablePolicy
 from vid2robot.policy.preprocess import frames_to_tensor
 
 COMMAND_QOS = QoSProfile(depth=10)
-CAMERA_LOG_PERIOD_S = {True: 10.0, False: 30.0}  # a camera problem is logged every 10 s; a slow camera, 30 s
 
 
 class PolicyNode(Node):
@@ -97,8 +96,9 @@ class PolicyNode(Node):
         self._camera = CameraHealth(
             self._camera_topic, 1.0 / self._period, transport_hint(os.environ), started=time.monotonic()
         )
-        self._camera_kind = "ok"
-        self._camera_log = {problem: RepeatFilter(period) for problem, period in CAMERA_LOG_PERIOD_S.items()}
+        self._camera_kind = OK
+        self._camera_warnings = RepeatFilter(period_s=10.0)  # a camera problem: warned about every 10 s
+        self._camera_notes = RepeatFilter(period_s=30.0)  # a camera slower than the control rate: info
         self.create_subscription(Bool, "estop", self._on_estop, COMMAND_QOS)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_service(Trigger, "~/reload_prompt", self._on_reload_prompt)
@@ -268,17 +268,16 @@ class PolicyNode(Node):
             self._hold = reason
 
     # -- diagnostics ---------------------------------------------------------------------------------------
-    def _check_camera(self):
+    def _check_camera(self) -> CameraStatus:
         """The camera's status now; a change, or a problem that persists, is logged (rate-limited)."""
         now = time.monotonic()
         camera = self._camera.status(now, self.count_publishers(self._camera_topic))
-        problem = camera.kind in PROBLEMS
-        if camera.kind in (*PROBLEMS, SLOW):
-            if self._camera_log[problem].should_log(camera.kind, now):
-                if problem:  # one severity per call site: rclpy refuses to change it between calls
-                    self.get_logger().warning(camera.message)
-                else:
-                    self.get_logger().info(camera.message)
+        if camera.kind in PROBLEMS:
+            if self._camera_warnings.should_log(camera.kind, now):
+                self.get_logger().warning(camera.message)
+        elif camera.kind == SLOW:
+            if self._camera_notes.should_log(camera.kind, now):
+                self.get_logger().info(camera.message)
         elif self._camera_kind != camera.kind:
             self.get_logger().info(f"{camera.message} (was: {self._camera_kind})")
         self._camera_kind = camera.kind
@@ -314,7 +313,7 @@ class PolicyNode(Node):
             "frames_received": str(self._camera.frames),
         }
         message = hold or "running"
-        if camera.kind != "ok":
+        if camera.kind != OK:
             message = f"{message}; {camera.message}"
         status = DiagnosticStatus(
             level=level,
