@@ -3,6 +3,7 @@
 ```
 root/meta/info.json                                   format version, fps, cameras, image size, dims, names
 root/meta/episodes.parquet                            one row per episode (task, length, success, seed, split)
+root/meta/stats.json                                  per-dimension action and state statistics (LeRobot names)
 root/data/chunk-000/episode_000000.parquet            one row per step: frame_index, timestamp, action, state
 root/videos/<camera>/chunk-000/episode_000000.mp4     H.264, one frame per step
 ```
@@ -25,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from detection.safe_files import atomic_write_json, replace_directory
+from vid2robot.data.stats import write_dataset_stats
 from vid2robot.data.video_io import write_video
 
 FORMAT_VERSION = "vid2robot-episodes/1.0"
@@ -319,8 +321,9 @@ class EpisodeWriter:
         self.records.append(record)
 
     def close(self) -> None:
-        """Write the metadata and move the finished dataset to ``root`` (replacing an old dataset there)."""
+        """Write the metadata and statistics, then move the finished dataset to ``root`` (replacing an old one)."""
         write_meta(self.staging, self.info, self.records)
+        write_dataset_stats(self.staging)
         replace_directory(self.staging, self.root)
 
     def abort(self) -> None:

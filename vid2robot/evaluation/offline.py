@@ -93,7 +93,7 @@ def evaluate_offline(
         )
         logits = output.action_logits.cpu()
         valid = ~batch["action_is_pad"]  # [B, H]
-        targets = policy.tokenizer.encode(batch["actions"])
+        targets = policy.encode_actions(batch["actions"])
         correct.append((logits.argmax(-1) == targets)[valid].float().numpy())
         error.append((policy.decode_actions(logits) - batch["actions"]).abs()[valid].numpy())
         # one task label per valid chunk step, so per-task rows line up with `correct`/`error`

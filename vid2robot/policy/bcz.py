@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from vid2robot.plain_config import PlainConfig
+from vid2robot.policy.action_normalization import check_action_range
 from vid2robot.policy.deployment import DeployablePolicy
 from vid2robot.policy.film_resnet import FiLMResNet
 from vid2robot.policy.loss_weights import ACTION_LOSS_ONLY
@@ -36,6 +37,8 @@ class BCZConfig(PlainConfig):
     embed_dim: int = 128
     hidden_dim: int = 256
     dropout: float = 0.0
+    action_low: tuple[float, ...] | None = None  # robot-unit action range (as Vid2RobotConfig)
+    action_high: tuple[float, ...] | None = None
 
     @property
     def loss_weights(self) -> dict[str, float]:
@@ -58,6 +61,9 @@ class BCZConfig(PlainConfig):
             raise ValueError(f"action_bins must be >= 2, got {self.action_bins}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        self.action_low, self.action_high = check_action_range(
+            self.action_low, self.action_high, self.action_dim
+        )
 
     @classmethod
     def small(cls, **overrides: Any) -> BCZConfig:

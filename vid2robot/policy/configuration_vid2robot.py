@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vid2robot.plain_config import PlainConfig
+from vid2robot.policy.action_normalization import check_action_range
 from vid2robot.policy.loss_weights import LOSS_TERMS, check_loss_weights
 
 FRAME_ENCODERS = ("convnet", "vit", "biformer")
@@ -50,6 +51,10 @@ class Vid2RobotConfig(PlainConfig):
     tcc_weight: float = 1.0
     vvcl_weight: float = 1.0
     vtcl_weight: float = 1.0
+    # The robot-unit range of each action dimension mapped to the tokenizer's [-1, 1] (set by training from the
+    # dataset's meta/stats.json; None: the data already lies in [-1, 1]). select_action returns robot units.
+    action_low: tuple[float, ...] | None = None
+    action_high: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -102,6 +107,9 @@ class Vid2RobotConfig(PlainConfig):
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         check_loss_weights(self.loss_weights, type(self).__name__)
+        self.action_low, self.action_high = check_action_range(
+            self.action_low, self.action_high, self.action_dim
+        )
 
     @property
     def loss_weights(self) -> dict[str, float]:

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vid2robot.policy.action_normalization import ActionNormalizer, check_action_range
 from vid2robot.policy.action_tokenizer import ActionTokenizer
 from vid2robot.policy.temporal_ensembling import TemporalEnsembler
 
@@ -28,6 +29,7 @@ class DeployablePolicy(nn.Module):
         super().__init__()
         self.config = config
         self.tokenizer = ActionTokenizer(config.action_bins)
+        self.action_normalizer = ActionNormalizer(config.action_low, config.action_high)
         self._prompt: torch.Tensor | None = None
         self._history: deque[torch.Tensor] = deque(maxlen=config.state_frames)
         self._queue: deque[torch.Tensor] = deque()
@@ -50,8 +52,19 @@ class DeployablePolicy(nn.Module):
         return next(self.parameters()).device
 
     def decode_actions(self, logits: torch.Tensor) -> torch.Tensor:
-        """``[..., bins]`` logits -> continuous actions ``[...]`` (argmax bin centre)."""
-        return self.tokenizer.decode(logits.argmax(dim=-1))
+        """``[..., bins]`` logits -> actions ``[...]`` in the robot's units (argmax bin centre, unnormalised)."""
+        return self.action_normalizer.unnormalize(self.tokenizer.decode(logits.argmax(dim=-1)))
+
+    def encode_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """Actions in the robot's units ``[...]`` -> the bin ids the policy is trained to predict."""
+        return self.tokenizer.encode(self.action_normalizer.normalize(actions))
+
+    def set_action_range(self, low: list[float] | None, high: list[float] | None) -> None:
+        """Set the robot-unit range the tokenizer's [-1, 1] stands for (training does, from dataset statistics)."""
+        self.config.action_low, self.config.action_high = check_action_range(
+            low, high, self.config.action_dim
+        )
+        self.action_normalizer = ActionNormalizer(self.config.action_low, self.config.action_high)
 
     @torch.no_grad()
     def predict_action_chunk(self, prompt: torch.Tensor, robot_video: torch.Tensor) -> torch.Tensor:
@@ -87,7 +100,7 @@ class DeployablePolicy(nn.Module):
 
     @torch.no_grad()
     def select_action(self, frame: torch.Tensor) -> torch.Tensor:
-        """One control step: float ``[3, S, S]`` in [0, 1] -> float ``[action_dim]`` in [-1, 1]."""
+        """One control step: float ``[3, S, S]`` in [0, 1] -> float ``[action_dim]`` in the robot's units."""
         if self._prompt is None:
             raise RuntimeError("call set_prompt(...) before select_action(...)")
         size = self.config.image_size

@@ -12,6 +12,8 @@ from torch.utils.data import DataLoader, Subset
 from vid2robot.data.augment import VideoAugmentation
 from vid2robot.data.episode_dataset import EpisodeDataset
 from vid2robot.data.paired_dataset import PairedVideoDataset
+from vid2robot.data.stats import read_dataset_stats
+from vid2robot.policy.action_normalization import check_actions_fit
 from vid2robot.training.resumable_loader import ResumableDataLoader, ResumableRandomSampler
 
 
@@ -62,6 +64,7 @@ class PolicyDataModule(L.LightningDataModule):
         self.augmentation = VideoAugmentation.from_dict(augmentation or {})
         self.save_hyperparameters()
         self.train_set: PairedVideoDataset | None = None
+        self._stats: dict | None = None
         self.val_set: Subset | None = None
 
     def _dataset(self, split: str) -> PairedVideoDataset:
@@ -85,9 +88,24 @@ class PolicyDataModule(L.LightningDataModule):
         )
         return dataset
 
+    @property
+    def action_stats(self) -> dict | None:
+        """The dataset's ``action`` statistics (``meta/stats.json``); None for a dataset without them, whose
+        actions must then already lie in the tokenizer's [-1, 1] (checked in ``setup``)."""
+        return self._stats.get("action") if self._stats is not None else None
+
+    def _check_unmapped_actions(self, dataset: PairedVideoDataset) -> None:
+        episodes = dataset.episodes
+        indices = sorted({episode for episode, _ in dataset.items})
+        values = np.concatenate([episodes.episode(i).actions for i in indices])
+        check_actions_fit(float(values.min()), float(values.max()), str(episodes.root))
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
+            self._stats = read_dataset_stats(self.hparams.root)
             self.train_set = self._dataset("train")
+            if self._stats is None:
+                self._check_unmapped_actions(self.train_set)
             val = self._dataset("val")
             stride = max(len(val) // self.hparams.max_val_items, 1)
             self.val_set = Subset(val, np.arange(0, len(val), stride)[: self.hparams.max_val_items].tolist())

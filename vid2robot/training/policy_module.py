@@ -14,6 +14,8 @@ import lightning as L
 import torch
 
 from vid2robot.policy import FrozenTextEncoder, Vid2RobotLoss, build_policy
+from vid2robot.policy.action_normalization import MODES as NORMALIZATION_MODES
+from vid2robot.policy.action_normalization import action_range
 
 
 class PolicyModule(L.LightningModule):
@@ -27,8 +29,13 @@ class PolicyModule(L.LightningModule):
         weight_decay: float = 0.01,
         warmup_steps: int = 100,
         use_task_text: bool = True,
+        action_normalization: str = "auto",
     ) -> None:
         super().__init__()
+        if action_normalization not in NORMALIZATION_MODES:
+            raise ValueError(
+                f"action_normalization must be one of {NORMALIZATION_MODES}, got {action_normalization!r}"
+            )
         if learning_rate <= 0 or weight_decay < 0 or warmup_steps < 0:
             raise ValueError(
                 f"need learning_rate > 0, weight_decay >= 0, warmup_steps >= 0; got "
@@ -52,7 +59,7 @@ class PolicyModule(L.LightningModule):
         mask = ~batch["action_is_pad"] if "action_is_pad" in batch else None
         terms = self.loss(
             output,
-            batch["actions"],
+            self.policy.action_normalizer.normalize(batch["actions"]),
             action_mask=mask,
             text_embeddings=self._text_embeddings(batch),
             task_labels=batch["task_index"],
@@ -75,8 +82,11 @@ class PolicyModule(L.LightningModule):
         return terms["loss"]
 
     def setup(self, stage: str) -> None:
-        """Refuse, before any step, a robot trajectory longer than the policy has time embeddings for."""
+        """Set the action range from the dataset's statistics; refuse, before any step, a robot trajectory
+        longer than the policy has time embeddings for."""
         data = getattr(self.trainer, "datamodule", None)
+        if hasattr(data, "action_stats"):
+            self._set_action_range(data)
         frames = getattr(data, "hparams", {}).get("robot_trajectory_frames", 0)
         resampler = getattr(self.policy, "prompt_resampler", None)
         if resampler is not None and frames > resampler.max_frames:
@@ -85,6 +95,30 @@ class PolicyModule(L.LightningModule):
                 f"embeds (max of prompt_frames and state_frames); lower it or raise "
                 f"module.policy_config.prompt_frames"
             )
+
+    def _set_action_range(self, data: Any) -> None:
+        stats = data.action_stats
+        limits = action_range(stats, self.hparams.action_normalization)
+        low, high = (None, None) if limits is None else limits
+        self.policy.set_action_range(low, high)
+        # the checkpoint's hyper-parameters carry the range, so the saved policy decodes to robot units
+        self.hparams.policy_config = self.policy.config.to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to resume or fine-tune on data whose action range differs from the checkpoint's."""
+        saved = checkpoint.get("hyper_parameters", {}).get("policy_config", {})
+        ours = self.policy.config.to_dict()
+        for key in ("action_low", "action_high"):
+            mine, theirs = ours.get(key), saved.get(key)
+            if (mine is None) != (theirs is None) or (
+                mine is not None
+                and not torch.allclose(torch.tensor(mine), torch.tensor(theirs), rtol=1e-5, atol=1e-6)
+            ):
+                raise ValueError(
+                    f"the checkpoint's {key}={theirs} differs from this dataset's ({mine}): its statistics "
+                    "(meta/stats.json) disagree with the data the checkpoint was trained on; train on the same "
+                    "data, or start afresh (drop ckpt_path) to learn this dataset's range"
+                )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")
