@@ -117,7 +117,8 @@ def device_time_ms(events: list, device_type: DeviceType = DeviceType.CUDA) -> f
 
 
 def kernel_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> float | None:
-    """GPU time per call spent on the device (after the warm-up ``time_ms`` did); None off CUDA."""
+    """GPU time per call spent on the device (after the warm-up ``time_ms`` did); None off CUDA, and None where
+    the profiler recorded no device event (CUPTI unavailable) rather than a misleading zero."""
     if device.type != "cuda":
         return None
     torch.cuda.synchronize()
@@ -125,7 +126,11 @@ def kernel_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> f
         for _ in range(repeats):
             fn()
         torch.cuda.synchronize()
-    return device_time_ms(prof.events()) / repeats
+    total = device_time_ms(prof.events())
+    if total == 0:
+        print("kernel time: the profiler recorded no CUDA events (is CUPTI available?)", flush=True)
+        return None
+    return total / repeats
 
 
 def peak_mib(fn: Callable[[], object], device: torch.device) -> float:
