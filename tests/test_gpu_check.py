@@ -15,6 +15,7 @@ from vid2robot import gpu_check
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_dry_run_writes_every_part_and_the_targets(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "vid2robot.gpu_check", "--dry-run", "--out", str(tmp_path)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=240, check=False)
