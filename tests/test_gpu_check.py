@@ -41,6 +41,9 @@ def test_dry_run_writes_every_part_and_the_targets(tmp_path: Path) -> None:
     # every kernel target found its rows; BiFormer's needs the triton row, which only the GPU run measures
     assert [v for t, v in verdicts.items() if not t.startswith("BiFormer")] == ["not met"] * 4
     assert "**Dry run**" in (tmp_path / "summary.md").read_text()
+    assert [line.split(":")[0] for line in summary["paper_sizes"]] == [
+        "Plain-DETR training step, float32", "Plain-DETR training step, bfloat16", "Vid2Robot paper config, bf16"
+    ]  # fmt: skip
 
 
 def test_runner_records_failures_and_timeouts(tmp_path: Path) -> None:

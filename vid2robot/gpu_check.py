@@ -286,17 +286,37 @@ def _biformer(out: Path) -> tuple[str, str]:
     return verdict, f"{speed:.2f}x images/s, {memory:.2f}x peak memory"
 
 
+def paper_sizes(out: Path) -> list[str]:
+    """One line per paper-size result (no targets there): fused against reference, and Vid2Robot's throughput."""
+    lines = []
+    detr = (_load(out, "plain_detr") or {"rows": []})["rows"]
+    for dtype in dict.fromkeys(r["dtype"] for r in detr):
+        done = {r["backend"]: r for r in detr if r["dtype"] == dtype and "error" not in r}
+        if {"reference", "triton"} <= done.keys():
+            ref, fused = done["reference"], done["triton"]
+            memory = (
+                ""
+                if ref["peak_mib"] is None
+                else f", peak {fused['peak_mib']:.0f} vs {ref['peak_mib']:.0f} MiB"
+            )
+            lines.append(f"Plain-DETR training step, {dtype}: fused BoxRPB {fused['step_ms']:.0f} ms vs reference "
+                         f"{ref['step_ms']:.0f} ms{memory}")  # fmt: skip
+    v2r = _load(out, "vid2robot")
+    if v2r:
+        peak = "" if v2r["peak_mib"] is None else f", peak {v2r['peak_mib']:.0f} MiB"
+        lines.append(
+            f"Vid2Robot paper config, bf16: {v2r['samples_per_s']:.1f} samples/s (batch {v2r['batch']}){peak}"
+        )
+    return lines
+
+
 def write_summary(out: Path, records: list[dict], dry: bool) -> None:
-    goals = targets(out)
-    _write(
-        out,
-        "summary",
-        {"dry_run": dry, "parts": records, "targets": goals},
-        summary_markdown(records, goals, dry),
-    )
+    goals, paper = targets(out), paper_sizes(out)
+    result = {"dry_run": dry, "parts": records, "targets": goals, "paper_sizes": paper}
+    _write(out, "summary", result, summary_markdown(records, goals, paper, dry))
 
 
-def summary_markdown(records: list[dict], goals: list[dict], dry: bool) -> str:
+def summary_markdown(records: list[dict], goals: list[dict], paper: list[str], dry: bool) -> str:
     lines = ["# GPU check summary", ""]
     if dry:
         lines += ["**Dry run** (CPU, tiny sizes, Triton interpreted): the numbers mean nothing.", ""]
@@ -306,7 +326,8 @@ def summary_markdown(records: list[dict], goals: list[dict], dry: bool) -> str:
         lines.append(f"| {r['part']} | {r['status']} | {r['seconds']:.0f} | {r['budget_s']} | {note} |")
     lines += ["", "| target | verdict | measured |", "|---|---|---|"]
     lines += [f"| {g['target']} | {g['verdict']} | {g['measured']} |" for g in goals]
-    return "\n".join(lines) + "\n"
+    lines += [""] + [f"- {line}" for line in paper]
+    return "\n".join(lines).rstrip() + "\n"
 
 
 # ---- running -------------------------------------------------------------------------------------------------
