@@ -63,7 +63,15 @@ def test_neighborhood_flex_forward_matches_reference() -> None:
     out = kernels.neighborhood_attention_2d(q, k, v, (3, 5), (2, 1), backend="flex")
     expected = kernels.neighborhood_attention_2d(q, k, v, (3, 5), (2, 1), backend="reference")
     torch.testing.assert_close(out, expected, **TOL)
+
+
+@torch.no_grad()
+def test_neighborhood_flex_builds_its_block_mask_once_per_shape() -> None:
+    """Same shapes as above (no recompile): the second call finds the BlockMask cached."""
+    q, k, v = (torch.randn(1, 2, 9, 11, 8) for _ in range(3))
+    kernels.neighborhood_attention_2d(q, k, v, (3, 5), (2, 1), backend="flex")
     hits = window_block_mask.cache_info().hits
     again = kernels.neighborhood_attention_2d(q, k, v, (3, 5), (2, 1), backend="flex")
-    assert window_block_mask.cache_info().hits == hits + 1  # the BlockMask is built once per shape
+    assert window_block_mask.cache_info().hits == hits + 1
+    expected = kernels.neighborhood_attention_2d(q, k, v, (3, 5), (2, 1), backend="reference")
     torch.testing.assert_close(again, expected, **TOL)
