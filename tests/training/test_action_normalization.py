@@ -50,7 +50,9 @@ def test_writer_records_statistics_in_lerobot_names(tmp_path: Path) -> None:
     stats = json.loads((root / "meta" / STATS_FILE).read_text())
     assert set(stats) == {"action", "observation.state"}
     action = stats["action"]
-    assert action["min"] == pytest.approx([3.0, 4.5, 6.0, 0.0]) and action["max"] == pytest.approx([9.0, 7.5, 6.6, 12.0])
+    assert action["min"] == pytest.approx([3.0, 4.5, 6.0, 0.0]) and action["max"] == pytest.approx(
+        [9.0, 7.5, 6.6, 12.0]
+    )
     assert action["count"] == 2 * 4 * 6 and set(action) == {
         "min",
         "max",
