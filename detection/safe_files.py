@@ -32,6 +32,15 @@ _LEGACY_MAGIC = b"\x80"  # a pickle protocol header: torch's pre-1.6 format
 _MP4_MARKERS = (b"ftyp",)
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 class CheckpointError(ValueError):
     """A weights file that cannot be loaded; the message names the file, what was found and what to do."""
 
@@ -47,6 +56,8 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[BinaryIO]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # mkstemp makes the file private (0600); the result gets the target's mode, or what open() would give
+    os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle

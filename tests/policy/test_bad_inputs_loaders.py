@@ -170,3 +170,18 @@ def test_prompt_files_too_short_or_malformed(tmp_path: Path) -> None:
     np.save(objects, np.array([RunsCode()], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match=r"objects\.npy: expected a uint8 \[T, H, W, 3\] array"):
         prompt_tensor(objects, 4, 8)
+
+
+def test_atomic_writes_keep_ordinary_file_modes(tmp_path: Path) -> None:
+    """A temporary file from mkstemp is private (0600); the written file must not be."""
+    from detection.safe_files import atomic_write_text
+
+    fresh = atomic_write_text(tmp_path / "fresh.json", "{}")
+    probe = tmp_path / "probe"
+    probe.write_text("")
+    assert fresh.stat().st_mode & 0o777 == probe.stat().st_mode & 0o777
+    shared = tmp_path / "shared.json"
+    shared.write_text("old")
+    shared.chmod(0o664)
+    atomic_write_text(shared, "new")
+    assert shared.stat().st_mode & 0o777 == 0o664 and shared.read_text() == "new"
