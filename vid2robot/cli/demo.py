@@ -49,7 +49,7 @@ def check_demo_config(cfg: DictConfig) -> None:
 
 
 def demo(cfg: DictConfig) -> dict:
-    from vid2robot.sim.closed_loop import PromptSource, evaluate_closed_loop, results_markdown
+    from vid2robot.sim.closed_loop import PromptSource, closed_loop_markdown, evaluate_closed_loop
     from vid2robot.sim.expert_data import DatagenConfig, generate_expert_dataset
 
     check_demo_config(cfg)
@@ -85,7 +85,7 @@ def demo(cfg: DictConfig) -> dict:
         out_dir=out_dir,
         max_steps=cfg.max_steps,
     )
-    print(results_markdown(summary))
+    print(closed_loop_markdown(summary))
     for task in cfg.tasks:
         print(f"video: {out_dir / f'rollout_{task}.mp4'} (prompt | robot)")
     return summary

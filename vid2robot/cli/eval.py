@@ -20,7 +20,7 @@ MODES = ("offline", "closed_loop")
 
 def run_offline(policy: DeployablePolicy, cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     from vid2robot.evaluation.offline import evaluate_offline
-    from vid2robot.evaluation.report import results_markdown, write_offline_report
+    from vid2robot.evaluation.report import offline_markdown, write_offline_report
 
     c = policy.config
     # The robot video the retrieval metric embeds: what training aligned the prompt with (the robot's episode
@@ -45,13 +45,13 @@ def run_offline(policy: DeployablePolicy, cfg: DictConfig, out_dir: Path) -> dic
         policy, dataset, cfg.offline.batch_size, cfg.offline.max_items, cfg.offline.num_workers
     )
     paths = write_offline_report(results, out_dir)
-    log.info("\n%s", results_markdown(results))
+    log.info("\n%s", offline_markdown(results))
     log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return results.to_dict()
 
 
 def run_closed_loop(policy: DeployablePolicy, cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    from vid2robot.sim.closed_loop import PromptSource, evaluate_closed_loop, results_markdown
+    from vid2robot.sim.closed_loop import PromptSource, closed_loop_markdown, evaluate_closed_loop
 
     source = PromptSource(cfg.data_root, camera=cfg.prompt_camera, split=cfg.split)
     policy.set_temporal_ensembling(cfg.closed_loop.temporal_ensemble_coeff)
@@ -67,7 +67,7 @@ def run_closed_loop(policy: DeployablePolicy, cfg: DictConfig, out_dir: Path) ->
         max_steps=cfg.closed_loop.max_steps,
         prompt_swap=cfg.closed_loop.prompt_swap,
     )
-    log.info("\n%s", results_markdown(summary))
+    log.info("\n%s", closed_loop_markdown(summary))
     return summary
 
 

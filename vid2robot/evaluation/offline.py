@@ -84,7 +84,7 @@ def evaluate_offline(
     correct, error, prompt_emb, robot_emb = [], [], [], []
     examples: dict[str, AttentionExample] = {}
     for batch in tqdm(loader, desc="offline eval", unit="batch", disable=not progress):
-        prompt = batch["task_index"] if policy.prompt_kind == "task_index" else batch["prompt_video"]
+        prompt = policy.prompt_from_batch(batch)
         trajectory = batch.get("robot_trajectory")
         output = policy(
             prompt.to(policy.device),

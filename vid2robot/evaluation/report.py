@@ -18,7 +18,7 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"
 
 
-def results_markdown(results: OfflineResults) -> str:
+def offline_markdown(results: OfflineResults) -> str:
     dims = results.action_names
     header = ["task", "items", "bin acc %", *[f"acc {d} %" for d in dims], "MAE", "retrieval %"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -74,7 +74,7 @@ def write_offline_report(results: OfflineResults, out_dir: Path) -> dict[str, Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "offline_results.json", "markdown": out_dir / "offline_results.md"}
     atomic_write_json(paths["json"], results.to_dict())
-    atomic_write_text(paths["markdown"], results_markdown(results))
+    atomic_write_text(paths["markdown"], offline_markdown(results))
     if results.attention_examples:
         paths["attention"] = out_dir / "prompt_attention.png"
         plot_prompt_attention(results.attention_examples, paths["attention"])

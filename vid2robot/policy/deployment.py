@@ -25,6 +25,10 @@ class DeployablePolicy(nn.Module):
 
     prompt_kind = "video"  # what set_prompt takes: "video" ([T, 3, S, S] float) or "task_index" (int)
 
+    def prompt_from_batch(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The batched prompt this policy is conditioned on, from a ``PairedVideoDataset`` batch."""
+        return batch["task_index"] if self.prompt_kind == "task_index" else batch["prompt_video"]
+
     def __init__(self, config: Any) -> None:
         super().__init__()
         self.config = config

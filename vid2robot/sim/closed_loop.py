@@ -9,7 +9,6 @@ the first rollout) are written to ``out_dir``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+from scipy.stats import binomtest
 from tqdm import tqdm
 
 from detection.safe_files import atomic_write_json, atomic_write_text
@@ -74,15 +74,18 @@ class PromptSource:
         return indices
 
 
-def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a binomial rate (95% for z = 1.96); sound at 0% and 100%, unlike +-2 SE."""
+def wilson_interval(successes: int, trials: int) -> tuple[float, float]:
+    """Wilson score 95% interval of a binomial rate (scipy's; sound at 0% and 100%, unlike +-2 SE)."""
     if trials <= 0:
         raise ValueError(f"trials must be > 0, got {trials}")
-    rate = successes / trials
-    denominator = 1 + z**2 / trials
-    centre = (rate + z**2 / (2 * trials)) / denominator
-    half = z * math.sqrt(rate * (1 - rate) / trials + z**2 / (4 * trials**2)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    interval = binomtest(successes, trials).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
+def prompt_for(policy: Policy, task_id: int, video: torch.Tensor) -> torch.Tensor | int:
+    """What ``set_prompt`` takes: the task id for the oracle (``prompt_kind == "task_index"``), else the video
+    (the scripted expert, which has no ``prompt_kind``, is given the video and ignores it)."""
+    return task_id if getattr(policy, "prompt_kind", "video") == "task_index" else video
 
 
 def _as_action(output: Any, action_dim: int) -> np.ndarray:
@@ -201,11 +204,10 @@ def evaluate_closed_loop(
                 indices = sample_prompt_frames(prompt_episode.length, prompt_frames)
                 raw_prompt = prompt_episode.frames(prompt_source.camera, indices)
                 layout_seed = episode_seed(seed, task, i, EVAL_PURPOSE)
-                by_task_id = getattr(policy, "prompt_kind", "video") == "task_index"  # the oracle baseline
                 outcome = _run_episode(
                     policy,
                     env,
-                    task_index(task) if by_task_id else frames_to_tensor(raw_prompt, image_size),
+                    prompt_for(policy, task_index(task), frames_to_tensor(raw_prompt, image_size)),
                     layout_seed,
                     image_size,
                     video and i == 0,
@@ -261,7 +263,7 @@ def evaluate_closed_loop(
         "prompt_swap": prompt_swap_matrix(results) if prompt_swap else {},
     }
     atomic_write_json(out_dir / "results.json", summary)
-    atomic_write_text(out_dir / "results.md", results_markdown(summary))
+    atomic_write_text(out_dir / "results.md", closed_loop_markdown(summary))
     return summary
 
 
@@ -320,7 +322,7 @@ def _rate_cell(cell: dict) -> str:
     return f"{cell['rate']:.0%} [{low:.0%}, {high:.0%}]"
 
 
-def results_markdown(summary: dict) -> str:
+def closed_loop_markdown(summary: dict) -> str:
     """A markdown table of per-task and mean success with 95% Wilson intervals."""
     coeff = summary.get("temporal_ensemble_coeff")
     blending = "" if coeff is None else f"; overlapping action chunks blended (coefficient {coeff})"

@@ -54,7 +54,7 @@ class PolicyModule(L.LightningModule):
         return self._text_encoder.encode(list(batch["task"])).to(self.device)
 
     def _shared_step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
-        prompt = batch["task_index"] if self.policy.prompt_kind == "task_index" else batch["prompt_video"]
+        prompt = self.policy.prompt_from_batch(batch)
         output = self.policy(prompt, batch["robot_video"], robot_trajectory=batch.get("robot_trajectory"))
         mask = ~batch["action_is_pad"] if "action_is_pad" in batch else None
         terms = self.loss(
