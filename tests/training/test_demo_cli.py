@@ -34,8 +34,14 @@ def test_shipped_policy_loads_and_is_small() -> None:
     assert size < 20 * 2**20
 
 
-def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    summary = demo(_config(tmp_path))
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("demo")
+    return out, demo(_config(out))
+
+
+def test_demo_runs_end_to_end(demo_run: tuple[Path, dict]) -> None:
+    tmp_path, summary = demo_run
     pair = ["drawer-open-v3", "drawer-close-v3"]
     assert list(summary["tasks"]) == pair
     saved = json.loads((tmp_path / "results.json").read_text())
@@ -49,9 +55,11 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert prompts["extra"]["hand"]["pool"] == "held_out" and prompts["cameras"] == ["robot", "hand"]
 
 
-def test_a_bad_option_is_refused_before_the_previous_prompts_are_touched(tmp_path: Path) -> None:
+def test_a_bad_option_is_refused_before_the_previous_prompts_are_touched(
+    demo_run: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """The old demo deleted out_dir/prompts first and validated after: a typo lost the previous prompts."""
-    demo(_config(tmp_path))
+    tmp_path, _ = demo_run
     before = {p: p.read_bytes() for p in sorted((tmp_path / "prompts").rglob("*")) if p.is_file()}
     for bad, message in [
         ("tasks=[drawer-open-v3,drawr-close-v3]", "unknown Meta-World task 'drawr-close-v3'"),
@@ -64,8 +72,9 @@ def test_a_bad_option_is_refused_before_the_previous_prompts_are_touched(tmp_pat
             demo(_config(tmp_path, bad))
         after = {p: p.read_bytes() for p in sorted((tmp_path / "prompts").rglob("*")) if p.is_file()}
         assert after == before, bad
-    (tmp_path / "elsewhere" / "prompts").mkdir(parents=True)
-    (tmp_path / "elsewhere" / "prompts" / "mine.txt").write_text("not a dataset")
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "prompts").mkdir()
+    (elsewhere / "prompts" / "mine.txt").write_text("not a dataset")
     with pytest.raises(FileExistsError, match="not a vid2robot episode dataset"):
-        demo(_config(tmp_path / "elsewhere"))
-    assert (tmp_path / "elsewhere" / "prompts" / "mine.txt").read_text() == "not a dataset"
+        demo(_config(elsewhere))
+    assert (elsewhere / "prompts" / "mine.txt").read_text() == "not a dataset"
