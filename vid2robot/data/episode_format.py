@@ -138,7 +138,8 @@ def _frames_schema(info: DatasetInfo) -> pa.Schema:
             ("frame_index", pa.int64()),
             ("timestamp", pa.float32()),
             ("action", pa.list_(pa.float32(), info.action_dim)),
-            ("state", pa.list_(pa.float32(), info.state_dim)),
+            # pyarrow cannot read back a fixed-size list of size 0, so a dataset without state stores empty lists
+            ("state", pa.list_(pa.float32(), info.state_dim) if info.state_dim else pa.list_(pa.float32())),
         ]
     )
 

@@ -55,8 +55,7 @@ def episode_files_stats(paths: list[Path]) -> dict[str, dict]:
         table = pq.read_table(path, columns=list(FEATURES))
         for column in FEATURES:
             values = table.column(column).combine_chunks()
-            width = values.type.list_size
-            columns[column].append(values.flatten().to_numpy().reshape(len(table), width))
+            columns[column].append(values.flatten().to_numpy().reshape(len(table), -1))
     return {
         FEATURES[column]: feature_stats(np.concatenate(parts) if parts else np.zeros((0, 0)))
         for column, parts in columns.items()
