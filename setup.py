@@ -64,6 +64,7 @@ CONSOLE_SCRIPTS = [
     "vid2robot-eval = vid2robot.cli.eval:main",
     "vid2robot-datagen = vid2robot.cli.datagen:main",
     "vid2robot-demo = vid2robot.cli.demo:main",
+    "vid2robot-lerobot = vid2robot.cli.lerobot:main",
     "vid2robot-bringup = ros_nodes.bringup:main",
     # ROS 2 node executables: `ros2 run vid2robot <name>` (installed to lib/vid2robot by setup.cfg)
     "camera_node = ros_nodes.camera_node:main",

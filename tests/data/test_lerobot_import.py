@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,7 +20,17 @@ LENGTHS = (5, 7)
 FPS = 10
 
 
-def write_tiny_v3(root: Path) -> None:
+def png_cell(level: int) -> dict:
+    """An image cell as Hugging Face datasets stores one in parquet."""
+    return {"bytes": cv2.imencode(".png", np.full((32, 32, 3), level, np.uint8))[1].tobytes(), "path": None}
+
+
+def write_tiny_v3(
+    root: Path, images_in_parquet: bool = False, reward: bool = False, task_change: bool = False
+) -> None:
+    """Two episodes (5 and 7 steps) packed in one parquet and one mp4, or with their frames in the parquet
+    (``images_in_parquet``, LeRobot's ``use_videos=False``); ``reward`` adds a ``next.reward`` feature,
+    ``task_change`` switches episode 1's task after its third step."""
     key = "observation.images.top"
     info = {
         "codebase_version": "v3.0",
@@ -32,6 +44,15 @@ def write_tiny_v3(root: Path) -> None:
             "action": {"dtype": "float32", "shape": [2], "names": ["x", "y"]},
         },
     }
+    if images_in_parquet:
+        info["features"][key] = {
+            "dtype": "image",
+            "shape": [32, 32, 3],
+            "names": ["height", "width", "channels"],
+        }
+        del info["video_path"]
+    if reward:
+        info["features"]["next.reward"] = {"dtype": "float32", "shape": [1], "names": None}
     (root / "meta" / "episodes" / "chunk-000").mkdir(parents=True)
     (root / "data" / "chunk-000").mkdir(parents=True)
     (root / "meta" / "info.json").write_text(json.dumps(info))
@@ -42,40 +63,57 @@ def write_tiny_v3(root: Path) -> None:
     total = sum(LENGTHS)
     episode = np.repeat([0, 1], LENGTHS)
     frame = np.concatenate([np.arange(n) for n in LENGTHS])
-    pq.write_table(
-        pa.table({
-            "action": [[float(i), -float(i)] for i in range(total)],
-            "observation.state": [[float(i)] * 3 for i in range(total)],
-            "timestamp": (frame / FPS).astype(np.float32),
-            "frame_index": frame,
-            "episode_index": episode,
-            "index": np.arange(total),
-            "task_index": episode,  # episode 0 picks, episode 1 stacks
-        }),
-        root / "data" / "chunk-000" / "file-000.parquet",
-    )  # fmt: skip
-    write_video(
-        root / "videos" / key / "chunk-000" / "file-000.mp4",
-        flat_video([robot_level(i) for i in range(total)]),
-        FPS,
-    )
+    columns = {
+        "action": [[float(i), -float(i)] for i in range(total)],
+        "observation.state": [[float(i)] * 3 for i in range(total)],
+        "timestamp": (frame / FPS).astype(np.float32),
+        "frame_index": frame,
+        "episode_index": episode,
+        "index": np.arange(total),
+        "task_index": episode.copy(),  # episode 0 picks, episode 1 stacks
+    }
+    if task_change:
+        columns["task_index"][LENGTHS[0] + 3 :] = 0
+    if reward:
+        columns["next.reward"] = np.zeros(total, np.float32)
+    if images_in_parquet:
+        columns[key] = [png_cell(robot_level(i)) for i in range(total)]
+    else:
+        write_video(
+            root / "videos" / key / "chunk-000" / "file-000.mp4",
+            flat_video([robot_level(i) for i in range(total)]),
+            FPS,
+        )
+    pq.write_table(pa.table(columns), root / "data" / "chunk-000" / "file-000.parquet")
     starts = [0, LENGTHS[0]]
-    pq.write_table(
-        pa.table({
-            "episode_index": [0, 1],
-            "tasks": [["pick the cube"], ["stack the cube"]],
-            "length": list(LENGTHS),
-            "data/chunk_index": [0, 0],
-            "data/file_index": [0, 0],
-            "dataset_from_index": starts,
-            "dataset_to_index": [LENGTHS[0], total],
+    episodes = {
+        "episode_index": [0, 1],
+        "tasks": [["pick the cube"], ["stack the cube"]],
+        "length": list(LENGTHS),
+        "data/chunk_index": [0, 0],
+        "data/file_index": [0, 0],
+        "dataset_from_index": starts,
+        "dataset_to_index": [LENGTHS[0], total],
+    }
+    if not images_in_parquet:
+        episodes |= {
             f"videos/{key}/chunk_index": [0, 0],
             f"videos/{key}/file_index": [0, 0],
             f"videos/{key}/from_timestamp": [s / FPS for s in starts],
             f"videos/{key}/to_timestamp": [(s + n) / FPS for s, n in zip(starts, LENGTHS, strict=True)],
-        }),
-        root / "meta" / "episodes" / "chunk-000" / "file-000.parquet",
-    )  # fmt: skip
+        }
+    pq.write_table(pa.table(episodes), root / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
+
+
+def tiny_v3_stats() -> dict:
+    """meta/stats.json of write_tiny_v3's data, as LeRobot computes it (count as a one-element list)."""
+    steps = np.arange(sum(LENGTHS), dtype=np.float64)
+    action, state = np.stack([steps, -steps], 1), np.stack([steps] * 3, 1)
+    return {
+        key: {"min": v.min(0).tolist(), "max": v.max(0).tolist(), "mean": v.mean(0).tolist(), "std": v.std(0).tolist(),
+              "count": [len(v)]}
+        for key, v in (("action", action), ("observation.state", state))
+    }  # fmt: skip
 
 
 def test_import_unpacks_episodes(tmp_path: Path) -> None:
@@ -99,3 +137,46 @@ def test_rejects_other_versions(tmp_path: Path) -> None:
         import_lerobot_v3(tmp_path / "v2", tmp_path / "out")
     with pytest.raises(FileNotFoundError, match="not a LeRobot dataset folder"):
         import_lerobot_v3(tmp_path / "nothing", tmp_path / "out2")
+
+
+def test_frames_stored_in_the_parquet_are_imported(tmp_path: Path) -> None:
+    write_tiny_v3(tmp_path / "v3", images_in_parquet=True)
+    ds = import_lerobot_v3(tmp_path / "v3", tmp_path / "out", progress=False)
+    assert ds.info.cameras == ("top",) and len(ds) == 2
+    assert_levels(ds.episode(1).frames("top"), [robot_level(i) for i in range(5, 12)])
+
+
+def test_an_episode_whose_task_changes_is_refused_and_dropped_features_are_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_tiny_v3(tmp_path / "v3", reward=True, task_change=True)
+    with caplog.at_level(logging.WARNING, logger="vid2robot.data.lerobot_import"):
+        ds = import_lerobot_v3(tmp_path / "v3", tmp_path / "out", progress=False)
+    assert len(ds) == 1 and ds.episode(0).record.task == "pick the cube"
+    assert "1 episodes refused, their task changes midway" in caplog.text
+    assert "episode 1 (['stack the cube', 'pick the cube'])" in caplog.text
+    assert (
+        "features not carried over (the episode format has no field for them): ['next.reward']" in caplog.text
+    )
+
+
+def test_the_source_statistics_are_read_and_checked(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_tiny_v3(tmp_path / "v3")
+    stats_path = tmp_path / "v3" / "meta" / "stats.json"
+    stats_path.write_text(json.dumps(tiny_v3_stats()))
+    with caplog.at_level(logging.WARNING, logger="vid2robot.data.lerobot_import"):
+        import_lerobot_v3(tmp_path / "v3", tmp_path / "agrees", progress=False)
+    assert "stats.json" not in caplog.text
+    other = tiny_v3_stats()
+    other["action"]["max"] = [20.0, 0.0]  # as if computed over other data
+    stats_path.write_text(json.dumps(other))
+    with caplog.at_level(logging.WARNING, logger="vid2robot.data.lerobot_import"):
+        import_lerobot_v3(tmp_path / "v3", tmp_path / "disagrees", progress=False)
+    assert "meta/stats.json: action.max is [20.0, 0.0] but the imported data's is [11.0," in caplog.text
+    other["observation.state"]["min"] = [0.0]
+    stats_path.write_text(json.dumps(other))
+    with pytest.raises(
+        ValueError, match=r"stats.json: observation.state.min has 1 values but the feature has 3"
+    ):
+        import_lerobot_v3(tmp_path / "v3", tmp_path / "malformed", progress=False)
+    assert not (tmp_path / "malformed").exists()
