@@ -71,6 +71,7 @@ CONSOLE_SCRIPTS = [
     "policy_node = ros_nodes.policy_node:main",
     "detector_node = ros_nodes.detector_node:main",
     "sim_robot_node = ros_nodes.sim_robot_node:main",
+    "episode_recorder = ros_nodes.episode_recorder:main",
 ]
 
 setup(

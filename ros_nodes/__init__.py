@@ -8,5 +8,6 @@ EXECUTABLES: dict[str, str] = {
     "policy_node": "ros_nodes.policy_node:main",
     "sim_robot_node": "ros_nodes.sim_robot_node:main",
     "detector_node": "ros_nodes.detector_node:main",
+    "episode_recorder": "ros_nodes.episode_recorder:main",
     "vid2robot-bringup": "ros_nodes.bringup:main",
 }

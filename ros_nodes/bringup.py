@@ -32,6 +32,7 @@ NODE_CLASSES = {
     "policy_node": "ros_nodes.policy_node:PolicyNode",
     "sim_robot_node": "ros_nodes.sim_robot_node:SimRobotNode",
     "detector_node": "ros_nodes.detector_node:DetectorNode",
+    "episode_recorder": "ros_nodes.episode_recorder:EpisodeRecorder",
 }
 
 

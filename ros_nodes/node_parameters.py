@@ -96,11 +96,56 @@ DETECTOR_NODE = (
     ParamSpec("device", "cpu", "torch device for inference"),
 )
 
+EPISODE_RECORDER = (
+    ParamSpec(
+        "dataset", "", "episode dataset folder: created by the first episode, else appended to; required"
+    ),
+    ParamSpec("cameras", "robot", "camera names, comma-separated, one per image topic (video folder names)"),
+    ParamSpec(
+        "image_topics",
+        "image",
+        "image topics, comma-separated; one ending in /compressed is sensor_msgs/CompressedImage (jpeg, png), "
+        "others sensor_msgs/Image",
+    ),
+    ParamSpec("image_width", 0, "stored frame width (pixels, even); 0: the first frame's (or the dataset's)"),
+    ParamSpec(
+        "image_height", 0, "stored frame height (pixels, even); 0: the first frame's (or the dataset's)"
+    ),
+    ParamSpec("action_topic", "action", "the control ticks: one episode row per message"),
+    ParamSpec(
+        "action_type",
+        "float32_multi_array",
+        "twist_stamped | float32_multi_array | joint_state (positions; joint_state:velocity, joint_state:effort)",
+    ),
+    ParamSpec("action_names", "", "comma-separated: select and order entries by name ('' keeps all)"),
+    ParamSpec("state_topic", "", "robot state topic; '' records no state"),
+    ParamSpec("state_type", "joint_state", "message kind of state_topic, as action_type"),
+    ParamSpec("state_names", "", "comma-separated: select and order state entries by name ('' keeps all)"),
+    ParamSpec("fps", 10, "nominal control rate (Hz) written to info.json; the videos play at it"),
+    ParamSpec("max_age_s", 0.5, "a frame or state older than this at an action's time drops that row"),
+    ParamSpec(
+        "time_reference",
+        "header",
+        "header: message stamps (DDS source time for messages without a header); arrival: reception times "
+        "(when the publishers' clocks disagree)",
+    ),
+    ParamSpec("task", "task", "task id of the next episodes", read_only=False),
+    ParamSpec("task_text", "", "instruction text of the next episodes ('' = task)", read_only=False),
+    ParamSpec("split", "train", "split of the next episodes: train, val or test", read_only=False),
+    ParamSpec(
+        "default_success", True, "success flag of an episode stopped by the record topic", read_only=False
+    ),
+    ParamSpec("robot", "", "robot name written to info.json"),
+    ParamSpec("min_episode_steps", 2, "shorter episodes are discarded (with a warning)"),
+    ParamSpec("max_episode_steps", 0, "an episode stops (saved) at this many steps; 0: no limit"),
+)
+
 NODE_PARAMETERS: dict[str, tuple[ParamSpec, ...]] = {
     "camera_node": CAMERA_NODE,
     "policy_node": POLICY_NODE,
     "sim_robot_node": SIM_ROBOT_NODE,
     "detector_node": DETECTOR_NODE,
+    "episode_recorder": EPISODE_RECORDER,
 }
 
 
