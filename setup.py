@@ -35,6 +35,8 @@ EXTRAS = {
         "ros-std-msgs",
         "ros-std-srvs",
         "ros-diagnostic-msgs",
+        # vid2robot-import-bag: rosbag2 (sqlite3, mcap) reader in pure Python, no ROS installation needed
+        "rosbags>=0.11",
     ],
     # gymnasium-robotics: the Shadow hand model (MIT) drawn in the hand demonstrator view.
     "sim": ["metaworld==3.1.1", "packaging", "gymnasium-robotics==1.4.2"],
@@ -66,6 +68,7 @@ CONSOLE_SCRIPTS = [
     "vid2robot-demo = vid2robot.cli.demo:main",
     "vid2robot-lerobot = vid2robot.cli.lerobot:main",
     "vid2robot-bringup = ros_nodes.bringup:main",
+    "vid2robot-import-bag = ros_nodes.bag_import:main",
     # ROS 2 node executables: `ros2 run vid2robot <name>` (installed to lib/vid2robot by setup.cfg)
     "camera_node = ros_nodes.camera_node:main",
     "policy_node = ros_nodes.policy_node:main",
