@@ -19,6 +19,7 @@ from vid2robot.policy.deployment import DeployablePolicy
 from vid2robot.policy.film_resnet import FiLMResNet
 from vid2robot.policy.loss_weights import ACTION_LOSS_ONLY
 from vid2robot.policy.policy_output import Vid2RobotOutput
+from vid2robot.policy.registry import register_policy
 from vid2robot.policy.validation import check_same_batch, check_video
 
 
@@ -78,6 +79,7 @@ class BCZConfig(PlainConfig):
         return cls(**values)
 
 
+@register_policy
 class BCZPolicy(DeployablePolicy):
     """Prompt video -> per-frame ResNet features, mean over time -> embedding ``e``; current robot frame ->
     FiLM(e)-ResNet -> MLP -> ``[B, horizon, action_dim, bins]`` logits."""

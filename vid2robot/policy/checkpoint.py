@@ -7,7 +7,7 @@ A Lightning checkpoint must hold ``state_dict`` keys prefixed ``policy.`` and ``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -20,28 +20,13 @@ from detection.safe_files import (
     load_torch_file,
     read_json_file,
 )
-from vid2robot.policy.deployment import DeployablePolicy
+from vid2robot.policy.registry import create_policy
+
+if TYPE_CHECKING:
+    from vid2robot.policy.deployment import DeployablePolicy
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
-
-
-def policy_classes() -> dict[str, type[DeployablePolicy]]:
-    """Every loadable policy class by name."""
-    from vid2robot.policy.bcz import BCZPolicy
-    from vid2robot.policy.modeling_vid2robot import Vid2RobotPolicy
-    from vid2robot.policy.task_conditioned import TaskIdPolicy
-
-    return {cls.__name__: cls for cls in (Vid2RobotPolicy, BCZPolicy, TaskIdPolicy)}
-
-
-def build_policy(policy_class: str, policy_config: dict[str, Any]) -> DeployablePolicy:
-    """Instantiate a policy from its class name and plain-dict config (as stored in checkpoints)."""
-    classes = policy_classes()
-    if policy_class not in classes:
-        raise ValueError(f"unknown policy class {policy_class!r}; expected one of {sorted(classes)}")
-    cls = classes[policy_class]
-    return cls(cls.config_class.from_dict(dict(policy_config)))
 
 
 def save_policy(policy: DeployablePolicy, directory: str | Path) -> Path:
@@ -86,7 +71,7 @@ def _load_directory(directory: Path, map_location: str | torch.device) -> Deploy
     meta = read_json_file(directory / CONFIG_NAME, "policy config (save_policy's config.json)")
     if not {"policy_class", "policy_config"} <= set(meta):
         raise CheckpointError(f"{directory / CONFIG_NAME} needs 'policy_class' and 'policy_config' entries")
-    policy = build_policy(meta["policy_class"], meta["policy_config"])
+    policy = create_policy(meta["policy_class"], meta["policy_config"])
     _load_state(policy, load_safetensors_file(directory / WEIGHTS_NAME, map_location), directory)
     return policy
 
@@ -101,7 +86,7 @@ def _load_lightning(path: Path, map_location: str | torch.device) -> DeployableP
             f"and 'policy_config' (found {found}); a detector or classifier checkpoint loads with its own "
             "loader (detection.Detector.from_checkpoint)"
         )
-    policy = build_policy(hparams["policy_class"], hparams["policy_config"])
+    policy = create_policy(hparams["policy_class"], hparams["policy_config"])
     prefix = "policy."
     state = {k[len(prefix) :]: v for k, v in ckpt.get("state_dict", {}).items() if k.startswith(prefix)}
     if not state:

@@ -11,6 +11,7 @@ from torch import nn
 
 from vid2robot.policy.action_normalization import ActionNormalizer, check_action_range
 from vid2robot.policy.action_tokenizer import ActionTokenizer
+from vid2robot.policy.checkpoint import load_policy
 from vid2robot.policy.temporal_ensembling import TemporalEnsembler
 
 
@@ -130,8 +131,6 @@ class DeployablePolicy(nn.Module):
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> DeployablePolicy:
         """Load a policy saved by ``save_policy`` or a Lightning ``.ckpt``; it must be an instance of ``cls``."""
-        from vid2robot.policy.checkpoint import load_policy
-
         policy = load_policy(path, map_location=map_location)
         if not isinstance(policy, cls):
             raise ValueError(f"{path} holds a {type(policy).__name__}, not a {cls.__name__}")

@@ -16,10 +16,12 @@ from vid2robot.policy.deployment import DeployablePolicy
 from vid2robot.policy.frame_encoders import build_frame_encoder
 from vid2robot.policy.perceiver_resampler import PerceiverResampler
 from vid2robot.policy.policy_output import Vid2RobotOutput
+from vid2robot.policy.registry import register_policy
 from vid2robot.policy.state_prompt_fusion import StatePromptFusion
 from vid2robot.policy.validation import check_same_batch, check_video
 
 
+@register_policy
 class Vid2RobotPolicy(DeployablePolicy):
     """Prompt encoder, state encoder, state-prompt fusion and action decoder (paper Fig. 2).
 

@@ -11,6 +11,7 @@ from vid2robot.policy.configuration_vid2robot import Vid2RobotConfig
 from vid2robot.policy.loss_weights import ACTION_LOSS_ONLY
 from vid2robot.policy.modeling_vid2robot import Vid2RobotPolicy
 from vid2robot.policy.policy_output import Vid2RobotOutput
+from vid2robot.policy.registry import register_policy
 
 
 @dataclass
@@ -36,6 +37,7 @@ class TaskIdConfig(Vid2RobotConfig):
             raise ValueError("blank_prompt is meaningless for TaskIdPolicy; use Vid2RobotPolicy")
 
 
+@register_policy
 class TaskIdPolicy(Vid2RobotPolicy):
     """Same state encoder, fusion and action decoder; the prompt tokens are ``prompt_latents`` learned
     vectors per task, so the gap to Vid2Robot measures what is lost by inferring the task from video."""

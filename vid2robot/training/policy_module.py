@@ -13,7 +13,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from vid2robot.policy import FrozenTextEncoder, Vid2RobotLoss, build_policy
+from vid2robot.policy import FrozenTextEncoder, Vid2RobotLoss, create_policy
 from vid2robot.policy.action_normalization import MODES as NORMALIZATION_MODES
 from vid2robot.policy.action_normalization import action_range
 
@@ -42,7 +42,7 @@ class PolicyModule(L.LightningModule):
                 f"{learning_rate}, {weight_decay}, {warmup_steps}"
             )
         self.save_hyperparameters()
-        self.policy = build_policy(policy_class, dict(policy_config or {}))
+        self.policy = create_policy(policy_class, dict(policy_config or {}))
         self.loss = Vid2RobotLoss.from_config(self.policy.config)
         self._text_encoder: FrozenTextEncoder | None = None
 

@@ -1,0 +1,37 @@
+"""Every policy class of the package by name, as timm names its models: a class registers itself with
+``@register_policy`` where it is defined, and checkpoints, the training module and the tests find it here.
+
+Adding a policy is its module plus the decorator (and its import in ``vid2robot/policy/__init__.py``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from vid2robot.policy.deployment import DeployablePolicy
+
+PolicyT = TypeVar("PolicyT", bound="type[DeployablePolicy]")
+_POLICIES: dict[str, type[DeployablePolicy]] = {}
+
+
+def register_policy(cls: PolicyT) -> PolicyT:
+    """Class decorator: make ``cls`` loadable by its name (the ``policy_class`` checkpoints store)."""
+    name = cls.__name__
+    if _POLICIES.get(name, cls) is not cls:
+        raise ValueError(f"two policy classes are named {name!r}: {_POLICIES[name]} and {cls}")
+    _POLICIES[name] = cls
+    return cls
+
+
+def policy_classes() -> dict[str, type[DeployablePolicy]]:
+    """Every registered policy class by name."""
+    return dict(_POLICIES)
+
+
+def create_policy(policy_class: str, policy_config: dict[str, Any]) -> DeployablePolicy:
+    """A policy from its class name and plain-dict config (as checkpoints store them)."""
+    if policy_class not in _POLICIES:
+        raise ValueError(f"unknown policy class {policy_class!r}; expected one of {sorted(_POLICIES)}")
+    cls = _POLICIES[policy_class]
+    return cls(cls.config_class.from_dict(dict(policy_config)))
