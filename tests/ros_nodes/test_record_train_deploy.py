@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +155,10 @@ def test_record_the_expert_train_and_deploy(ros_threads: Node, launch, tmp_path:
     )  # fmt: skip
     assert sim.proc.wait(240) == 0, sim.log()
     assert f"{TRAIN + VAL} episodes done (0 command timeouts)" in sim.log(), sim.log()
-    teleop.finish_episode()  # the simulator is done: stop the last recording
+    # the simulator is done: stop the last recording once its last actions, published just before it
+    # exited, have reached the recorder too (they reach this process first; CI once lost the last one's row)
+    time.sleep(1.0)
+    teleop.finish_episode()
     teleop.active = False
     episodes = re.findall(r"episode \d+ \(seed \d+\): (success|failure) after (\d+) steps", sim.log())
     assert [(o == "success", int(n)) for o, n in episodes] == [
