@@ -87,7 +87,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["vid2robot*", "detection*", "ros_nodes*", "kernels*"]),
     package_data={
-        "vid2robot": ["conf/*.yaml", "conf/**/*.yaml", "assets/demo_policy/*"],
+        "vid2robot": ["conf/*.yaml", "conf/**/*.yaml", "assets/demo_policies/*/*"],
         "detection": ["configs/*.py"],
     },
     data_files=[

@@ -1,4 +1,4 @@
-"""vid2robot-demo with the policy the package ships: hand prompts recorded, robot acting, swap table written."""
+"""vid2robot-demo with the policies the package ships: hand prompts recorded, robot acting, swap table written."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_module
 
-from vid2robot.cli.demo import SHIPPED_POLICY, demo
+from vid2robot.cli.demo import SHIPPED_NAMES, SHIPPED_POLICIES, demo
 from vid2robot.policy import load_policy
 
 
@@ -27,10 +27,10 @@ def _config(tmp_path: Path, *overrides: str):
         )
 
 
-def test_shipped_policy_loads_and_is_small() -> None:
-    policy = load_policy(Path(str(SHIPPED_POLICY)))
-    assert type(policy).__name__ == "Vid2RobotPolicy"
-    size = sum(p.stat().st_size for p in Path(str(SHIPPED_POLICY)).iterdir())
+def test_shipped_policies_load_and_are_small() -> None:
+    classes = {name: type(load_policy(Path(str(SHIPPED_POLICIES / name)))).__name__ for name in SHIPPED_NAMES}
+    assert classes == {"vid2robot": "Vid2RobotPolicy", "bcz": "BCZPolicy"}
+    size = sum(p.stat().st_size for p in Path(str(SHIPPED_POLICIES)).rglob("*") if p.is_file())
     assert size < 20 * 2**20
 
 
@@ -41,16 +41,18 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
 
 def test_demo_runs_end_to_end(demo_run: tuple[Path, dict]) -> None:
-    tmp_path, summary = demo_run
+    tmp_path, summaries = demo_run
     pair = ["drawer-open-v3", "drawer-close-v3"]
-    assert list(summary["tasks"]) == pair
-    saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["episodes_per_task"] == 1 and saved["prompt_camera"] == "hand"
-    swap = saved["prompt_swap"]["drawer-open-v3|drawer-close-v3"]
-    assert set(swap["prompts"]) == set(pair)
-    assert "Prompt swap" in (tmp_path / "results.md").read_text()
-    for task in pair:
-        assert (tmp_path / f"rollout_{task}.mp4").stat().st_size > 0
+    assert list(summaries) == list(SHIPPED_NAMES)
+    for name, summary in summaries.items():
+        assert list(summary["tasks"]) == pair
+        saved = json.loads((tmp_path / name / "results.json").read_text())
+        assert saved["episodes_per_task"] == 1 and saved["prompt_camera"] == "hand"
+        swap = saved["prompt_swap"]["drawer-open-v3|drawer-close-v3"]
+        assert set(swap["prompts"]) == set(pair)
+        assert "Prompt swap" in (tmp_path / name / "results.md").read_text()
+        for task in pair:
+            assert (tmp_path / name / f"rollout_{task}.mp4").stat().st_size > 0
     prompts = json.loads((tmp_path / "prompts" / "meta" / "info.json").read_text())
     assert prompts["extra"]["hand"]["pool"] == "held_out" and prompts["cameras"] == ["robot", "hand"]
 

@@ -1,9 +1,10 @@
 """``vid2robot-demo``: a human hand's video says which task to do; the robot does that one, in the same scene.
 
 Two opposite tasks start from one picture (the drawer half open, no goal marker), so nothing in the robot's
-view says which to do. A hand demonstrator records prompt videos of each; the shipped policy watches one and
-drives the simulated Sawyer from its own camera in fresh layouts. The prompt-swap table says, per prompt,
-which task the robot did; side-by-side videos show the hand prompt beside the robot.
+view says which to do. A hand demonstrator records prompt videos of each; each shipped policy (Vid2Robot and
+the BC-Z baseline, trained on the same data) watches one and drives the simulated Sawyer from its own camera
+in fresh layouts. The prompt-swap table says, per prompt, which task the robot did; side-by-side videos show
+the hand prompt beside the robot.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from omegaconf import DictConfig
 from vid2robot.cli.errors import report_user_errors
 from vid2robot.policy import load_policy
 
-SHIPPED_POLICY = files("vid2robot") / "assets" / "demo_policy"
+SHIPPED_POLICIES = files("vid2robot") / "assets" / "demo_policies"
+SHIPPED_NAMES = ("vid2robot", "bcz")  # folders under SHIPPED_POLICIES, in the order they run
 PROMPT_CAMERAS = ("hand", "demonstrator", "robot")
 
 
@@ -48,13 +50,23 @@ def check_demo_config(cfg: DictConfig) -> None:
     check_replaceable(Path(cfg.out_dir) / "prompts", overwrite=True)
 
 
-def demo(cfg: DictConfig) -> dict:
+def demo_policies(cfg: DictConfig) -> dict[str, Path]:
+    """Name -> policy to run: both shipped ones, or the user's ``checkpoint`` alone (as ``policy``)."""
+    if cfg.checkpoint:
+        return {"policy": Path(cfg.checkpoint)}
+    return {name: Path(str(SHIPPED_POLICIES / name)) for name in SHIPPED_NAMES}
+
+
+def demo(cfg: DictConfig) -> dict[str, dict]:
+    """Record the prompts once, run every policy on them; returns each policy's closed-loop summary."""
     from vid2robot.sim.closed_loop import PromptSource, closed_loop_markdown, evaluate_closed_loop
     from vid2robot.sim.expert_data import DatagenConfig, generate_expert_dataset
 
     check_demo_config(cfg)
-    checkpoint = Path(cfg.checkpoint) if cfg.checkpoint else Path(str(SHIPPED_POLICY))
-    policy = load_policy(checkpoint)
+    policies = {name: load_policy(path) for name, path in demo_policies(cfg).items()}
+    sizes = {name: policy.config.image_size for name, policy in policies.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"the demo's policies must see one image size (prompts are recorded once): {sizes}")
     out_dir = Path(cfg.out_dir)
     cameras = list(dict.fromkeys(["robot", cfg.prompt_camera]))
     print(f"1/2 recording {cfg.prompt_episodes_per_task} {cfg.prompt_camera} prompt video(s) per task ...")
@@ -63,9 +75,9 @@ def demo(cfg: DictConfig) -> dict:
             out_dir=str(out_dir / "prompts"),
             tasks=list(cfg.tasks),
             episodes_per_task=cfg.prompt_episodes_per_task,
-            val_episodes_per_task=0,  # all prompts; none of these layouts was in the policy's training data
+            val_episodes_per_task=0,  # all prompts; none of these layouts was in the policies' training data
             seed=cfg.seed,
-            image_size=policy.config.image_size,
+            image_size=next(iter(sizes.values())),
             cameras=cameras,
             hide_goal=cfg.hide_goal,
             shared_start=cfg.shared_start,
@@ -75,20 +87,36 @@ def demo(cfg: DictConfig) -> dict:
             progress=False,
         )
     )
-    print(f"2/2 {type(policy).__name__} from {checkpoint}: {cfg.episodes_per_task} episode(s) per task ...")
-    summary = evaluate_closed_loop(
-        policy,
-        list(cfg.tasks),
-        PromptSource(out_dir / "prompts", camera=cfg.prompt_camera, split="train"),
-        episodes_per_task=cfg.episodes_per_task,
-        seed=cfg.seed,
-        out_dir=out_dir,
-        max_steps=cfg.max_steps,
-    )
-    print(closed_loop_markdown(summary))
-    for task in cfg.tasks:
-        print(f"video: {out_dir / f'rollout_{task}.mp4'} (prompt | robot)")
-    return summary
+    summaries = {}
+    for name, policy in policies.items():
+        print(f"2/2 {name} ({type(policy).__name__}): {cfg.episodes_per_task} episode(s) per task ...")
+        summaries[name] = evaluate_closed_loop(
+            policy,
+            list(cfg.tasks),
+            PromptSource(out_dir / "prompts", camera=cfg.prompt_camera, split="train"),
+            episodes_per_task=cfg.episodes_per_task,
+            seed=cfg.seed,
+            out_dir=out_dir / name,
+            max_steps=cfg.max_steps,
+        )
+        print(closed_loop_markdown(summaries[name]))
+        for task in cfg.tasks:
+            print(f"video: {out_dir / name / f'rollout_{task}.mp4'} (prompt | robot)")
+    if len(summaries) > 1:
+        print(_comparison(summaries))
+    return summaries
+
+
+def _comparison(summaries: dict[str, dict]) -> str:
+    """One line per policy: how often the robot did the prompt's task first, over every pair."""
+    lines = ["## Prompt followed, per policy", ""]
+    for name, summary in summaries.items():
+        for pair, entry in summary["prompt_swap"].items():
+            low, high = entry["prompt_following_ci95"]
+            lines.append(
+                f"- {name}, {pair.replace('|', ' / ')}: {entry['prompt_following']:.1%} [{low:.1%}, {high:.1%}]"
+            )
+    return "\n".join(lines)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="demo")
