@@ -10,7 +10,7 @@ export MUJOCO_GL ?= egl
 export HF_HUB_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv demo test lint format bench gpu-check constraints system-deps clean mmdet test-mmdet
+.PHONY: venv demo test test-slow lint format bench gpu-check constraints system-deps clean mmdet test-mmdet
 
 venv: $(STAMP)
 
@@ -34,9 +34,14 @@ demo: venv
 
 # kernels in their own process: the Triton CPU interpreter (TRITON_INTERPRET) is process-wide state that
 # other areas' imports of the kernels (BiFormer, Plain-DETR) would otherwise fix too early.
+# `make test`: everything but the slow tests (~9 minutes on 2 cores); `make test-slow`: the training runs, the
+# multi-process and full-size ROS chains (~9 minutes more). CI runs both.
 test: venv
-	$(PY) -m pytest --ignore=tests/kernels --ignore=tests/mmdet_integration
+	$(PY) -m pytest -m "not slow" --ignore=tests/kernels --ignore=tests/mmdet_integration
 	$(PY) -m pytest tests/kernels
+
+test-slow: venv
+	$(PY) -m pytest -m slow --ignore=tests/kernels --ignore=tests/mmdet_integration
 
 # The optional mmdetection extra (detection/mmdet_plugin.py): mmcv 2.1.0 has no wheel for this torch, so pip
 # compiles it with its CPU ops (21-34 min on 2 cores, once; pip caches the wheel). Quick when they import.

@@ -82,6 +82,7 @@ def start_policy(launch, checkpoint: Path, prompt: Path, **overrides) -> NodePro
     return launch("ros_nodes.policy_node", "policy_node", {**params, **overrides})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["raw", "compressed"])
 def test_full_resolution_frames_reach_the_policy_at_its_control_rate(
     ros, launch, tiny_checkpoint, prompts, transport: str

@@ -133,6 +133,7 @@ class OppositeExpert(ExpertPolicy):
         return torch.from_numpy(np.clip(np.asarray(action, np.float32), -1.0, 1.0))
 
 
+@pytest.mark.slow
 def test_prompt_swap_matrix_tells_which_task_was_done(tmp_path: Path) -> None:
     """The expert lands on the diagonal; the opposite task's expert, run in each scene, off it (the probe
     watches the pair's other task); without prompt_swap no matrix is built."""

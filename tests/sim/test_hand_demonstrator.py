@@ -102,6 +102,7 @@ def test_pace_keeps_one_frame_per_step_and_runs_forward() -> None:
     assert (indices[:20] == 0).all() and (indices[71:] == 99).all()  # waits, moves, then holds
 
 
+@pytest.mark.slow
 def test_datagen_records_hand_looks_and_pools_show_the_same_episodes(tmp_path: Path) -> None:
     """Seen and held-out datasets from one seed hold the same episodes in different looks; each look is
     recorded, and a held-out-pool dataset is refused as training data."""

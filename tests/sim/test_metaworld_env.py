@@ -138,6 +138,7 @@ def test_hide_goal_covers_tasks_with_their_own_goal_site_names() -> None:
         MetaWorldEnv("reach-v3", shared_start=True)
 
 
+@pytest.mark.slow
 def test_triton_imports_after_a_render() -> None:
     """Mesa's llvmpipe and Triton each bring an LLVM: importing Triton after a render used to segfault."""
     import subprocess
