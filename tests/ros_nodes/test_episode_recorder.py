@@ -169,6 +169,7 @@ def test_recorder_writes_episodes_paired_by_stamp_and_survives_shutdown_and_kill
     check_rows(survivors.episode(1), 6, 4)
 
 
+@pytest.mark.slow
 def test_recorder_refuses_parameters_that_disagree_with_the_dataset(launch, tmp_path: Path) -> None:
     dataset = tmp_path / "recorded"
     dataset.mkdir()

@@ -105,6 +105,7 @@ def test_full_resolution_frames_reach_the_policy_at_its_control_rate(
     assert node.alive()
 
 
+@pytest.mark.slow
 def test_diagnostics_name_a_publisher_whose_frames_stop_arriving(
     ros, launch, tiny_checkpoint, prompts
 ) -> None:
@@ -144,6 +145,7 @@ def offline_action(policy, prompt: Path, pixels: np.ndarray) -> np.ndarray:
     return policy.select_action(frames_to_tensor(pixels, size)).numpy()
 
 
+@pytest.mark.slow
 def test_bad_compressed_images_are_logged_and_dropped(
     ros, launch, tiny_checkpoint, prompts, offline_policy
 ) -> None:

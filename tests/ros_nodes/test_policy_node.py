@@ -179,6 +179,7 @@ def test_each_encoding_gives_the_offline_action(
     assert node.alive()
 
 
+@pytest.mark.slow
 def test_temporal_ensembling_parameter_blends_chunks_as_offline(
     ros, launch, chunked_checkpoint, prompts
 ) -> None:

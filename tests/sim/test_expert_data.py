@@ -55,6 +55,7 @@ def test_recorded_episode_replays_in_the_simulator(expert_dataset: tuple[Path, d
     assert flags.index(True) == episode.length - 3
 
 
+@pytest.mark.slow
 def test_video_bytes_do_not_depend_on_freed_gl_memory(tmp_path: Path) -> None:
     """Encoding after an environment's GL context was freed (the heap then holds its data) gives the same
     bytes: with x264's macroblock tree on, about one such 32x32 encode in three came out different."""

@@ -70,6 +70,7 @@ def test_writer_records_statistics_in_lerobot_names(tmp_path: Path) -> None:
     torch.testing.assert_close(normalizer.unnormalize(normalizer.normalize(actions)), actions)
 
 
+@pytest.mark.slow
 def test_a_policy_trains_and_acts_in_the_robots_units(tmp_path: Path) -> None:
     """Before: actions 5, 8 and 12 all decoded to 0.996 (the tokenizer clamped them to [-1, 1])."""
     root = _units_dataset(tmp_path / "units")

@@ -118,6 +118,7 @@ def tiny_checkpoint(tmp_path: Path) -> Path:
     return save_policy(Vid2RobotPolicy(config), tmp_path / "policy")
 
 
+@pytest.mark.slow
 def test_console_script_prints_the_refusal_without_a_traceback(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "vid2robot.cli.train", f"data.root={tmp_path}", "module.learning_rate=abc",

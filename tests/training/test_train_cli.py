@@ -136,6 +136,7 @@ def test_resume_from_a_missing_checkpoint_says_where_it_looked(
         run(compose_policy_config(training_dataset, "ckpt_path=last"), tmp_path)
 
 
+@pytest.mark.slow
 def test_console_script_help_lists_the_task_group() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "vid2robot.cli.train", "--help"],
