@@ -100,15 +100,26 @@ def _sync(device: torch.device) -> None:
 
 def time_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
     """Median wall time of ``fn`` (after one warm-up call, which also compiles)."""
+    return steady_ms_and_peak(fn, device, repeats)[0]
+
+
+def steady_ms_and_peak(
+    fn: Callable[[], object], device: torch.device, repeats: int
+) -> tuple[float, float | None]:
+    """Median wall time (ms) of ``fn`` after one warm-up call (compilation, autotuning, allocator), and the peak
+    CUDA memory (MiB) over the timed calls; None off CUDA."""
     fn()
     _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     samples = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         _sync(device)
         samples.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(samples)
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return statistics.median(samples), peak
 
 
 def device_time_ms(events: list, device_type: DeviceType = DeviceType.CUDA) -> float:

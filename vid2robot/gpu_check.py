@@ -171,10 +171,9 @@ TINY_VID2ROBOT = {"image_size": 32, "prompt_frames": 4, "state_frames": 2, "enco
 
 def vid2robot_training(device, batch: int, steps: int, tiny: bool) -> dict[str, object]:
     """Paper-config training steps under bf16 autocast (AdamW, random videos; no task text, so no VTCL term)."""
-    import statistics
-
     import torch
 
+    from kernels.bench import steady_ms_and_peak
     from vid2robot.policy import Vid2RobotConfig, Vid2RobotLoss, Vid2RobotPolicy
 
     torch.manual_seed(0)
@@ -195,21 +194,9 @@ def vid2robot_training(device, batch: int, steps: int, tiny: bool) -> dict[str, 
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    step()  # warm-up (allocator, cuDNN/cuBLAS choices)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    step_s = statistics.median(times)
+    step_ms, peak = steady_ms_and_peak(step, device, steps)
     return {"batch": batch, "steps": steps, "parameters_m": sum(p.numel() for p in policy.parameters()) / 1e6,
-            "step_ms": step_s * 1e3, "samples_per_s": batch / step_s,
-            "peak_mib": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None}  # fmt: skip
+            "step_ms": step_ms, "samples_per_s": batch * 1e3 / step_ms, "peak_mib": peak}  # fmt: skip
 
 
 def part_vid2robot(out: Path, dry: bool) -> None:

@@ -13,8 +13,6 @@ the timed steps; CPU reports none. Not a test: numbers depend on the machine.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -23,6 +21,7 @@ import torch
 from detection.plain_detr.config import PlainDETRConfig, tiny_config
 from detection.plain_detr.losses import SetCriterion
 from detection.plain_detr.model import PlainDETR
+from kernels.bench import steady_ms_and_peak
 
 PAPER_IMAGE = (800, 1344)
 TINY_IMAGE = (64, 96)
@@ -68,19 +67,7 @@ def measure(
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) * 1e3)
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    step_ms = statistics.median(times)
+    step_ms, peak = steady_ms_and_peak(step, device, steps)
     return {"backend": backend, "dtype": str(dtype).removeprefix("torch."), "step_ms": step_ms,
             "images_per_s": batch * 1e3 / step_ms, "peak_mib": peak, "steps": steps}  # fmt: skip
 
