@@ -10,7 +10,8 @@ three kept as ``stamp_ns.*`` step columns.
 Episodes start and stop through services, ``~/start_episode`` (std_srvs/Trigger), ``~/stop_episode``
 (std_srvs/SetBool: ``data`` is the episode's success flag) and ``~/discard_episode`` (Trigger), or the
 ``record`` topic (std_msgs/Bool: true starts, false stops with ``default_success``). Task, text and split
-are read from the (runtime-settable) parameters when an episode starts.
+are read from the (runtime-settable) parameters when an episode starts. A start is refused when a camera,
+action or state topic has no publisher matched within 2 s (the refusal names the topic).
 
 A finished episode is written by a background thread through ``EpisodeAppender``: its files first, then
 the metadata, replaced atomically, so the dataset on disk is readable after every episode and a crash loses
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
-from rclpy.subscription import MessageInfo
+from rclpy.subscription import MessageInfo, Subscription
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float32MultiArray
 from std_srvs.srv import SetBool, Trigger
@@ -53,6 +54,7 @@ MESSAGE_CLASSES = {
     "joint_state": JointState,
 }
 TIME_REFERENCES = ("header", "arrival")
+START_MATCH_WAIT_S = 2.0  # a start waits this long for each input's publisher to be discovered
 WRITER_JOIN_S = 300.0  # at shutdown: how long to wait for queued episodes to be written
 
 
@@ -121,16 +123,17 @@ class EpisodeRecorder(Node):
         self._writer = threading.Thread(target=self._write_episodes, name="episode_writer", daemon=True)
         self._writer.start()
 
+        self._inputs: dict[str, Subscription] = {}  # what an episode needs, by a name for messages
         for camera, topic in zip(self._cameras, topics, strict=True):
-            self.create_subscription(
+            self._inputs[f"camera {camera} ({topic})"] = self.create_subscription(
                 image_message_type(topic), topic, functools.partial(self._on_image, camera),
                 qos_profile_sensor_data,
             )  # fmt: skip
-        self.create_subscription(
+        self._inputs[f"actions ({p['action_topic']})"] = self.create_subscription(
             MESSAGE_CLASSES[self._action.kind], p["action_topic"], self._on_action, RELIABLE
         )
         if self._state is not None:
-            self.create_subscription(
+            self._inputs[f"state ({p['state_topic']})"] = self.create_subscription(
                 MESSAGE_CLASSES[self._state.kind], p["state_topic"], self._on_state,
                 qos_profile_sensor_data,
             )  # fmt: skip
@@ -215,7 +218,9 @@ class EpisodeRecorder(Node):
     # -- episode control -----------------------------------------------------------------------------------
     def _on_record(self, msg: Bool) -> None:
         if msg.data and self._aligner is None:
-            self._start()
+            started, message = self._start()
+            if not started:
+                self.get_logger().warning(f"record: {message}")
         elif not msg.data and self._aligner is not None:
             self._stop(bool(self.get_parameter("default_success").value))
 
@@ -242,6 +247,11 @@ class EpisodeRecorder(Node):
         split = str(self.get_parameter("split").value)
         if split not in SPLITS:
             return False, f"parameter split is {split!r}; set it to one of {SPLITS}"
+        if silent := self._inputs_without_publishers():  # an episode now would lose its first ticks, or all
+            return False, (
+                f"no publisher on {', '.join(silent)} yet: start the driver first, or check the topic names "
+                "(`ros2 topic list`), then start again"
+            )
         self._aligner = StreamAligner(self._cameras, self._state is not None, self._p["max_age_s"])
         for stream, (time_ns, value) in self._latest.items():  # what arrived just before the start
             self._sample(stream, time_ns, value)
@@ -250,6 +260,16 @@ class EpisodeRecorder(Node):
         message = f"episode started: task {self._episode_params['task']!r}, split {split}"
         self.get_logger().info(message)
         return True, message
+
+    def _inputs_without_publishers(self) -> list[str]:
+        """The inputs no publisher is matched to, after waiting up to START_MATCH_WAIT_S for discovery (DDS
+        threads match them; a start right after a driver came up waits instead of failing)."""
+        deadline = time.monotonic() + START_MATCH_WAIT_S
+        while True:
+            silent = [name for name, inp in self._inputs.items() if inp.get_publisher_count() == 0]
+            if not silent or time.monotonic() > deadline:
+                return silent
+            time.sleep(0.02)
 
     def _stop(self, success: bool) -> tuple[bool, str]:
         if self._aligner is None:

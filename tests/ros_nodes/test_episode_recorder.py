@@ -169,6 +169,29 @@ def test_recorder_writes_episodes_paired_by_stamp_and_survives_shutdown_and_kill
     check_rows(survivors.episode(1), 6, 4)
 
 
+def test_recorder_refuses_to_start_before_its_topics_have_publishers(
+    ros: Node, launch, tmp_path: Path
+) -> None:
+    client = RecorderClient(ros)
+    recorder = launch(
+        "ros_nodes.episode_recorder", "episode_recorder", recorder_params(tmp_path / "recorded")
+    )
+    refused = client.start()
+    assert not refused.success
+    for name in (
+        "camera front (front/image)",
+        "camera wrist (wrist/image/compressed)",
+        "actions (cmd)",
+        "state (joints)",
+    ):
+        assert name in refused.message, refused.message
+    robot = Robot(ros)
+    robot.wait_ready(recorder)
+    assert client.start().success, "the same start once the robot publishes"
+    assert client.discard().success
+    assert recorder.alive(), recorder.log()
+
+
 @pytest.mark.slow
 def test_recorder_refuses_parameters_that_disagree_with_the_dataset(launch, tmp_path: Path) -> None:
     dataset = tmp_path / "recorded"

@@ -99,6 +99,10 @@ class ExpertTeleop:
         if self.episode == TRAIN:
             self.recorder.set_param("split", "val")
         started = self.recorder.start()
+        deadline = time.monotonic() + 8  # inside the simulator's 10 s reset call
+        while not started.success and "no publisher" in started.message and time.monotonic() < deadline:
+            time.sleep(0.1)  # the simulator's publishers are new: the recorder may not have matched them yet
+            started = self.recorder.start()
         assert started.success, started.message
         self.env.reset(episode_seed(SEED, TASK, self.episode, EVAL_PURPOSE))
         self.success = False
