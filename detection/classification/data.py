@@ -18,7 +18,13 @@ import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
+
+from detection.training.resumable_loader import (
+    ResumableBatchSampler,
+    ResumableDataLoader,
+    ResumableRandomSampler,
+)
 
 __all__ = ["ImageFolderDataModule", "PKBatchSampler", "ReIDDataModule", "list_image_folder"]
 
@@ -89,10 +95,11 @@ class ImageFolderDataModule(L.LightningDataModule):
         image_size: int | list[int] = 224,
         batch_size: int = 32,
         num_workers: int = 4,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.root, self.num_classes, self.size = Path(root), num_classes, _size(image_size)
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.classes: list[str] = []
 
     def _dataset(self, split: str, train: bool) -> ImageDataset:
@@ -113,31 +120,29 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.val_set = self._dataset("val", train=False)
         self.test_set = self._dataset("test", train=False) if (self.root / "test").is_dir() else self.val_set
 
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            drop_last=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+    def _workers(self) -> dict[str, int | bool]:
+        return {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
+
+    def train_dataloader(self) -> ResumableDataLoader:
+        """Seeded epochs and per-image augmentation draws, resumable mid-epoch (exact resume)."""
+        sampler = ResumableRandomSampler(len(self.train_set), seed=self.seed)
+        return ResumableDataLoader(
+            self.train_set, sampler=sampler, batch_size=self.batch_size, drop_last=True, **self._workers()
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
+        return DataLoader(self.val_set, batch_size=self.batch_size, **self._workers())
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, shuffle=False)
+        return DataLoader(self.test_set, batch_size=self.batch_size, **self._workers())
 
 
-class PKBatchSampler(Sampler[list[int]]):
+class PKBatchSampler(ResumableBatchSampler):
     """Batches of ``p`` identities x ``k`` images each (Hermans et al. 2017), for batch-hard triplet losses.
 
-    Identities with fewer than ``k`` images are sampled with replacement. One epoch covers about
-    ``len(labels) / (p * k)`` batches; each epoch draws a new order from ``seed`` and the epoch count.
+        Identities with fewer than ``k`` images are sampled with replacement. One epoch covers about
+        ``len(labels) / (p * k)`` batches; each epoch draws a new order from ``seed`` and the epoch (which the
+    Trainer sets), and an interrupted epoch resumes at its next batch.
     """
 
     def __init__(self, labels: list[int], p: int, k: int, seed: int = 0) -> None:
@@ -148,15 +153,10 @@ class PKBatchSampler(Sampler[list[int]]):
             raise ValueError(f"P x K sampling needs p >= 2 and k >= 2, got p={p}, k={k}")
         if len(self.by_label) < p:
             raise ValueError(f"p={p} identities per batch but the data has only {len(self.by_label)}")
-        self.p, self.k, self.seed, self.epoch = p, k, seed, 0
-        self.num_batches = max(1, len(labels) // (p * k))
+        super().__init__(num_batches=max(1, len(labels) // (p * k)), seed=seed)
+        self.p, self.k = p, k
 
-    def __len__(self) -> int:
-        return self.num_batches
-
-    def __iter__(self) -> Iterator[list[int]]:
-        rng = np.random.default_rng(self.seed + self.epoch)
-        self.epoch += 1
+    def batches(self, rng: np.random.Generator) -> Iterator[list[int]]:
         ids = list(self.by_label)
         for _ in range(self.num_batches):
             batch: list[int] = []
@@ -221,9 +221,9 @@ class ReIDDataModule(L.LightningDataModule):
         )
         self.eval_set = self._eval_set()
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> ResumableDataLoader:
         sampler = PKBatchSampler(self.train_set.labels, self.p, self.k, self.seed)
-        return DataLoader(
+        return ResumableDataLoader(
             self.train_set,
             batch_sampler=sampler,
             num_workers=self.num_workers,

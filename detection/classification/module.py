@@ -15,7 +15,6 @@ Extra keys of ``model`` go to the constructor (``n_win``, ``img_size``, ``patch_
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import lightning as L
@@ -31,6 +30,7 @@ from detection.biformer import (
     load_official_checkpoint,
 )
 from detection.dcal import DCAL, DCALOutput, UncertaintyWeighting, dcal_vit
+from detection.training.schedule import adamw_with_warmup, parameter_groups
 
 __all__ = ["ClassificationModule", "ReIDModule", "batch_hard_triplet_loss", "build_model", "reid_metrics"]
 
@@ -58,25 +58,6 @@ def build_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
     )
 
 
-def _optimizers(module: L.LightningModule, lr: float, weight_decay: float, warmup_fraction: float) -> dict:
-    """AdamW (no decay on biases, norms and loss weights) with linear warmup then cosine decay per step."""
-    decay = [p for p in module.parameters() if p.requires_grad and p.dim() >= 2]
-    rest = [p for p in module.parameters() if p.requires_grad and p.dim() < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=lr
-    )
-    total = max(1, int(module.trainer.estimated_stepping_batches))
-    warmup = int(warmup_fraction * total)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-
 class ClassificationModule(L.LightningModule):
     """Image classification; logs ``train/loss`` and ``val/top1`` (DCAL also ``val/top1_sa``, ``val/top1_glca``)."""
 
@@ -86,7 +67,7 @@ class ClassificationModule(L.LightningModule):
         num_classes: int,
         lr: float = 5e-4,
         weight_decay: float = 0.05,
-        warmup_fraction: float = 0.05,
+        warmup_steps: int = 500,
         label_smoothing: float = 0.1,
     ) -> None:
         super().__init__()
@@ -138,7 +119,9 @@ class ClassificationModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict:
         hp = self.hparams
-        return _optimizers(self, hp.lr, hp.weight_decay, hp.warmup_fraction)
+        return adamw_with_warmup(
+            self, parameter_groups(self.named_parameters(), hp.weight_decay), hp.lr, hp.warmup_steps
+        )
 
 
 def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 0.3) -> Tensor:
@@ -184,7 +167,7 @@ class ReIDModule(L.LightningModule):
         num_ids: int,
         lr: float = 5e-4,
         weight_decay: float = 0.05,
-        warmup_fraction: float = 0.05,
+        warmup_steps: int = 500,
         triplet_margin: float = 0.3,
         label_smoothing: float = 0.1,
     ) -> None:
@@ -244,4 +227,6 @@ class ReIDModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict:
         hp = self.hparams
-        return _optimizers(self, hp.lr, hp.weight_decay, hp.warmup_fraction)
+        return adamw_with_warmup(
+            self, parameter_groups(self.named_parameters(), hp.weight_decay), hp.lr, hp.warmup_steps
+        )

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 from detection.coco.dataset import CocoDetection, collate
 from detection.coco.synthetic import generate
 from detection.coco.transforms import DetrAugment, EvalResize
+from detection.training.resumable_loader import ResumableDataLoader, ResumableRandomSampler
 
 
 class CocoDataModule(L.LightningDataModule):
@@ -31,6 +32,7 @@ class CocoDataModule(L.LightningDataModule):
         batch_size: int = 2,
         num_workers: int = 2,
         synthetic: dict[str, Any] | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         if synthetic is not None:
@@ -48,6 +50,7 @@ class CocoDataModule(L.LightningDataModule):
             raise ValueError("batch_size must be >= 1 and num_workers >= 0")
         self.paths = {"train": (train_images, train_ann), "val": (val_images, val_ann)}
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
+        self.seed = seed
         self.train_set: CocoDetection | None = None
         self.val_set: CocoDetection | None = None
 
@@ -79,20 +82,18 @@ class CocoDataModule(L.LightningDataModule):
         self.setup()
         return self.val_set.num_classes
 
-    def _loader(self, dataset: CocoDetection, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=collate,
-            persistent_workers=self.num_workers > 0,
-        )
+    def _options(self) -> dict[str, Any]:
+        return {
+            "batch_size": self.batch_size, "num_workers": self.num_workers, "collate_fn": collate,
+            "persistent_workers": self.num_workers > 0,
+        }  # fmt: skip
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> ResumableDataLoader:
+        """Seeded epochs and per-image augmentation draws, resumable mid-epoch (exact resume)."""
         self.setup()
-        return self._loader(self.train_set, shuffle=True)
+        sampler = ResumableRandomSampler(len(self.train_set), seed=self.seed)
+        return ResumableDataLoader(self.train_set, sampler=sampler, **self._options())
 
     def val_dataloader(self) -> DataLoader:
         self.setup()
-        return self._loader(self.val_set, shuffle=False)
+        return DataLoader(self.val_set, **self._options())

@@ -17,6 +17,7 @@ from detection.plain_detr.config import PlainDETRConfig
 from detection.plain_detr.losses import SetCriterion
 from detection.plain_detr.model import PlainDETR
 from detection.plain_detr.postprocess import topk_detections
+from detection.training.schedule import adamw_with_warmup, parameter_groups
 
 Batch = tuple[Tensor, Tensor, list[dict[str, Tensor]]]
 
@@ -98,20 +99,8 @@ class PlainDETRModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
-        backbone = [p for p in self.model.backbone.parameters() if p.requires_grad]
-        ids = {id(p) for p in backbone}
-        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
-        optimizer = torch.optim.AdamW(
-            [{"params": rest, "lr": hp.lr}, {"params": backbone, "lr": hp.lr * hp.backbone_lr_mult}],
-            lr=hp.lr,
-            weight_decay=hp.weight_decay,
-        )
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        drop_at = int(hp.lr_drop * total)
-
-        def factor(step: int) -> float:
-            warm = min(1.0, (step + 1) / max(1, hp.warmup_steps))
-            return warm * (0.1 if step >= drop_at else 1.0)
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        groups = parameter_groups(
+            self.named_parameters(), hp.weight_decay, decay_vectors=True,
+            lr_scales={"model.backbone.": hp.backbone_lr_mult},
+        )  # fmt: skip
+        return adamw_with_warmup(self, groups, hp.lr, hp.warmup_steps, decay="step", drop_at=hp.lr_drop)

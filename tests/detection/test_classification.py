@@ -65,8 +65,8 @@ def test_generated_reid_set_and_pk_batches(tmp_path: Path) -> None:
     q = [i for i in range(len(dm.eval_set)) if dm.eval_set.is_query[i]]
     assert len(q) == 3 * 2 and len(dm.eval_set) == 3 * 2 * 3  # one query per identity and camera
     assert set(dm.eval_set.cams) == {0, 1}
-    for batch in PKBatchSampler(dm.train_set.labels, p=3, k=2, seed=0):
-        counts = Counter(dm.train_set.labels[i] for i in batch)
+    for batch in PKBatchSampler(dm.train_set.labels, p=3, k=2, seed=0):  # (index, item seed) pairs
+        counts = Counter(dm.train_set.labels[i] for i, _ in batch)
         assert len(counts) == 3 and set(counts.values()) == {2}
     with pytest.raises(ValueError, match="identities"):
         PKBatchSampler([0, 0, 1, 1], p=3, k=2)

@@ -37,6 +37,7 @@ COMMON = [
     "trainer.enable_progress_bar=false",
     "trainer.log_every_n_steps=5",
     "loggers=[csv]",
+    "module.warmup_steps=10",
 ]
 MODELS = {
     # The BiFormer architecture code at reduced width/depth (BiFormer-T itself needs ~8 s per 32-image step here).

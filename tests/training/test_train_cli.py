@@ -7,14 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
+from crash_and_resume import assert_resume_is_exact
 from hydra import compose, initialize_config_module
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from vid2robot.cli.train import register_configs, run
@@ -24,20 +23,11 @@ from vid2robot.policy import load_policy
 IMAGE_SIZE = 32
 
 
-# A small Vid2Robot on 32 px frames, so a training step takes milliseconds.
-TINY_POLICY = [
+# Training settings every tiny policy run shares, then a small Vid2Robot and a small BC-Z on 32 px frames, so a
+# training step takes milliseconds.
+TINY_RUN = [
     "data.num_workers=0",
     "data.batch_size=4",
-    f"module.policy_config.image_size={IMAGE_SIZE}",
-    "module.policy_config.prompt_frames=4",
-    "module.policy_config.state_frames=2",
-    "module.policy_config.d_model=32",
-    "module.policy_config.embed_dim=32",
-    "module.policy_config.prompt_latents=4",
-    "module.policy_config.state_latents=2",
-    "module.policy_config.fusion_depth=1",
-    "module.policy_config.decoder_depth=1",
-    "module.policy_config.action_bins=16",
     "module.use_task_text=false",
     "module.warmup_steps=2",
     "trainer.accelerator=cpu",
@@ -45,36 +35,35 @@ TINY_POLICY = [
     "trainer.log_every_n_steps=1",
     "trainer.max_epochs=100",
     "trainer.limit_val_batches=2",
+    f"module.policy_config.image_size={IMAGE_SIZE}",
+    "module.policy_config.prompt_frames=4",
+    "module.policy_config.state_frames=2",
+    "module.policy_config.action_bins=16",
 ]
+TINY_VID2ROBOT = [
+    "module.policy_config.d_model=32",
+    "module.policy_config.embed_dim=32",
+    "module.policy_config.prompt_latents=4",
+    "module.policy_config.state_latents=2",
+    "module.policy_config.fusion_depth=1",
+    "module.policy_config.decoder_depth=1",
+]
+TINY_BCZ = [
+    "task=bcz",
+    "module.policy_config.widths=[8,16]",
+    "module.policy_config.blocks_per_stage=[1,1]",
+    "module.policy_config.embed_dim=32",
+    "module.policy_config.hidden_dim=32",
+]
+TINY_POLICY = [*TINY_RUN, *TINY_VID2ROBOT]
 
 
-def compose_policy_config(dataset: Path, *overrides: str) -> DictConfig:
+def compose_policy_config(dataset: Path, *overrides: str, policy: list[str] = TINY_VID2ROBOT) -> DictConfig:
     register_configs()
     with initialize_config_module("vid2robot.conf", version_base="1.3"):
         return compose(
-            "train", overrides=[f"data.root={dataset}", *TINY_POLICY, "trainer.devices=1", *overrides]
+            "train", overrides=[f"data.root={dataset}", *TINY_RUN, *policy, "trainer.devices=1", *overrides]
         )
-
-
-class SimulatedCrash(RuntimeError):
-    pass
-
-
-class CrashAfterStep(Callback):
-    """Kills training right after optimiser step ``step`` (its checkpoint is already written)."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
-        if trainer.global_step == self.step:
-            raise SimulatedCrash(f"simulated crash after step {self.step}")
-
-
-def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")[
-        "state_dict"
-    ]
 
 
 def test_train_writes_checkpoint_logs_and_config_and_the_policy_loads(
@@ -106,27 +95,19 @@ def test_alignment_losses_train_on_the_robot_episode(training_dataset: Path, tmp
             assert compose("train", overrides=[f"task={baseline}"]).data.robot_trajectory_frames == 0
 
 
-def test_resume_after_interruption_is_exact(training_dataset: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("policy", ["vid2robot", "bcz"])
+def test_resume_after_interruption_is_exact(policy: str, training_dataset: Path, tmp_path: Path) -> None:
     # 24 training items / batch 4 = 6 steps per epoch: stopping at step 3 interrupts mid-epoch, and the
-    # resumed run then crosses an epoch boundary.
-    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
-    run(compose_policy_config(training_dataset, "trainer.max_steps=8"), straight)
-    with pytest.raises(SimulatedCrash):
-        run(
-            compose_policy_config(
-                training_dataset, "trainer.max_steps=8", "checkpoint.every_n_train_steps=3"
-            ),
-            interrupted,
-            extra_callbacks=[CrashAfterStep(3)],
+    # resumed run then crosses an epoch boundary. Dropout draws from the global generator, which the
+    # checkpoint carries.
+    tiny = {"vid2robot": TINY_VID2ROBOT, "bcz": TINY_BCZ}[policy]
+
+    def compose(*overrides: str) -> DictConfig:
+        return compose_policy_config(
+            training_dataset, "module.policy_config.dropout=0.1", *overrides, policy=tiny
         )
-    partial = final_weights(interrupted)
-    run(compose_policy_config(training_dataset, "trainer.max_steps=8", "ckpt_path=last"), interrupted)
-    expected, resumed = final_weights(straight), final_weights(interrupted)
-    assert any(not torch.equal(partial[k], expected[k]) for k in expected), (
-        "the interrupted run did not stop early"
-    )
-    for key, value in expected.items():
-        torch.testing.assert_close(resumed[key], value, rtol=0, atol=0, msg=f"{key} differs after resume")
+
+    assert_resume_is_exact(compose, tmp_path, max_steps=8, crash_at=3)
 
 
 def test_resume_from_a_missing_checkpoint_says_where_it_looked(

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train_cli import CrashAfterStep, SimulatedCrash, compose_policy_config
+from crash_and_resume import CrashAfterStep, SimulatedCrash
+from test_train_cli import compose_policy_config
 
 from detection.safe_files import CheckpointError
 from vid2robot.cli.train import run

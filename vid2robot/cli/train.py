@@ -21,6 +21,7 @@ from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from detection.safe_files import atomic_write_text
+from detection.training.random_state import RandomStateCheckpoint
 from vid2robot.cli.config_checks import check_trainer_config, check_value_types
 from vid2robot.cli.errors import report_user_errors
 from vid2robot.conf.schemas import register_configs
@@ -63,7 +64,7 @@ def _callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
         mode=c.mode,
         **schedule,
     )
-    callbacks: list[Callback] = [named, LearningRateMonitor(logging_interval="step")]
+    callbacks: list[Callback] = [named, LearningRateMonitor(logging_interval="step"), RandomStateCheckpoint()]
     if c.monitor:
         # With a monitor, Lightning refreshes last.ckpt only when a new best is saved; a second callback
         # keeps last.ckpt the latest state, which exact resume needs.

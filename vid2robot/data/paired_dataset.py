@@ -177,7 +177,7 @@ class PairedVideoDataset(Dataset):
     def get_item(self, index: int, rng: np.random.Generator) -> dict:
         """The item at ``index`` with its random draws (prompt episode, augmentation) taken from ``rng``.
 
-        ``vid2robot.training.resumable_loader`` passes a seed per (epoch, position) here, so a resumed run
+        ``detection.training.resumable_loader`` passes a seed per (epoch, position) here, so a resumed run
         draws exactly what an uninterrupted one would.
         """
         if not 0 <= index < len(self.items):

@@ -9,12 +9,12 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader, Subset
 
+from detection.training.resumable_loader import ResumableDataLoader, ResumableRandomSampler
 from vid2robot.data.augment import VideoAugmentation
 from vid2robot.data.episode_dataset import EpisodeDataset
 from vid2robot.data.paired_dataset import PairedVideoDataset
 from vid2robot.data.stats import read_dataset_stats
 from vid2robot.policy.action_normalization import check_actions_fit
-from vid2robot.training.resumable_loader import ResumableDataLoader, ResumableRandomSampler
 
 
 def refuse_held_out_hands(episodes: EpisodeDataset) -> None:
@@ -30,7 +30,7 @@ class PolicyDataModule(L.LightningDataModule):
     """Train on the ``train`` split (augmented, seeded, resumable), validate on a fixed subset of ``val``.
 
     Under DDP each rank reads its own shard of every epoch (the sampler shards by rank), so use it with
-    ``trainer.use_distributed_sampler=false`` (the policy task configs set this).
+    ``trainer.use_distributed_sampler=false`` (the training config sets this).
     """
 
     def __init__(

@@ -7,12 +7,12 @@ containers), which is what ``vid2robot.policy.load_policy`` reads; the loss's le
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import lightning as L
 import torch
 
+from detection.training.schedule import adamw_with_warmup, parameter_groups
 from vid2robot.policy import FrozenTextEncoder, Vid2RobotLoss, create_policy
 from vid2robot.policy.action_normalization import MODES as NORMALIZATION_MODES
 from vid2robot.policy.action_normalization import action_range
@@ -127,29 +127,7 @@ class PolicyModule(L.LightningModule):
         self._shared_step(batch, "val")
 
     def configure_optimizers(self) -> dict[str, Any]:
-        decay, no_decay = [], []
-        for name, parameter in self.named_parameters():
-            if parameter.requires_grad:
-                (no_decay if parameter.ndim < 2 or name.startswith("loss.") else decay).append(parameter)
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": self.hparams.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=self.hparams.learning_rate,
+        groups = parameter_groups(
+            self.named_parameters(), self.hparams.weight_decay, no_decay_prefixes=("loss.",)
         )
-        warmup = self.hparams.warmup_steps
-
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            if step == warmup:
-                return 1.0
-            # Asked only once training runs: calling estimated_stepping_batches here in configure_optimizers
-            # would set up the train loader before a checkpoint restores its position (exact resume).
-            total = max(int(self.trainer.estimated_stepping_batches), warmup + 1)
-            progress = (step - warmup) / (total - warmup)
-            return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return adamw_with_warmup(self, groups, self.hparams.learning_rate, self.hparams.warmup_steps)
