@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import kernels
+from detection.registry import register_model
 from detection.safe_files import load_torch_file
 
 __all__ = [
@@ -352,29 +353,34 @@ def load_official_checkpoint(model: BiFormer, path: str | Path) -> list[str]:
     return sorted(set(missing) | set(skipped))
 
 
-def _build(variant: str, num_classes: int, checkpoint_path: str | Path | None, **kwargs: Any) -> BiFormer:
-    model = BiFormer(**_VARIANTS[variant], num_classes=num_classes, **kwargs)
+@register_model("classifier")
+def biformer(num_classes: int = 1000, checkpoint_path: str | Path | None = None, **kwargs: Any) -> BiFormer:
+    """BiFormer with explicit ``depth``, ``embed_dim``, ``topks`` and the rest of ``BiFormer``'s arguments."""
+    model = BiFormer(num_classes=num_classes, **kwargs)
     if checkpoint_path is not None:
         load_official_checkpoint(model, checkpoint_path)
     return model
 
 
+@register_model("classifier")
 def biformer_tiny(
     num_classes: int = 1000, checkpoint_path: str | Path | None = None, **kwargs: Any
 ) -> BiFormer:
     """BiFormer-T: depths (2, 2, 8, 2), dims (64, 128, 256, 512); 13.1M parameters, 81.4% ImageNet top-1."""
-    return _build("tiny", num_classes, checkpoint_path, **kwargs)
+    return biformer(num_classes, checkpoint_path, **_VARIANTS["tiny"], **kwargs)
 
 
+@register_model("classifier")
 def biformer_small(
     num_classes: int = 1000, checkpoint_path: str | Path | None = None, **kwargs: Any
 ) -> BiFormer:
     """BiFormer-S: depths (4, 4, 18, 4), dims (64, 128, 256, 512); 25.5M parameters, 83.8% ImageNet top-1."""
-    return _build("small", num_classes, checkpoint_path, **kwargs)
+    return biformer(num_classes, checkpoint_path, **_VARIANTS["small"], **kwargs)
 
 
+@register_model("classifier")
 def biformer_base(
     num_classes: int = 1000, checkpoint_path: str | Path | None = None, **kwargs: Any
 ) -> BiFormer:
     """BiFormer-B: depths (4, 4, 18, 4), dims (96, 192, 384, 768); 56.8M parameters, 84.3% ImageNet top-1."""
-    return _build("base", num_classes, checkpoint_path, **kwargs)
+    return biformer(num_classes, checkpoint_path, **_VARIANTS["base"], **kwargs)

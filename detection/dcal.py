@@ -27,14 +27,8 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from detection.vit import (
-    Attention,
-    Mlp,
-    VisionTransformer,
-    vit_base_patch16,
-    vit_small_patch16,
-    vit_tiny_patch16,
-)
+from detection.registry import create_model, register_model
+from detection.vit import VIT_VARIANTS, Attention, Mlp, VisionTransformer
 
 __all__ = ["DCAL", "DCALOutput", "TokenBackbone", "UncertaintyWeighting", "attention_rollout", "dcal_vit"]
 
@@ -180,9 +174,6 @@ def _init_weights(m: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-_BACKBONES = {"tiny": vit_tiny_patch16, "small": vit_small_patch16, "base": vit_base_patch16}
-
-
 def dcal_vit(
     variant: str = "small",
     num_classes: int = 1000,
@@ -191,9 +182,27 @@ def dcal_vit(
     **vit_kwargs: object,
 ) -> DCAL:
     """DCAL over a DeiT-style ViT (``tiny`` | ``small`` | ``base``); ``checkpoint_path`` loads ViT/DeiT weights."""
-    if variant not in _BACKBONES:
-        raise ValueError(f"unknown ViT variant {variant!r}; expected one of {sorted(_BACKBONES)}")
-    backbone: VisionTransformer = _BACKBONES[variant](
-        num_classes=0, checkpoint_path=checkpoint_path, **vit_kwargs
+    if variant not in VIT_VARIANTS:
+        raise ValueError(f"unknown ViT variant {variant!r}; expected one of {sorted(VIT_VARIANTS)}")
+    backbone: VisionTransformer = create_model(
+        "classifier", f"vit_{variant}_patch16", num_classes=0, checkpoint_path=checkpoint_path, **vit_kwargs
     )
     return DCAL(backbone, num_classes, local_ratio)
+
+
+@register_model("classifier")
+def dcal_vit_tiny(num_classes: int = 1000, **kwargs: object) -> DCAL:
+    """DCAL over DeiT-Ti (``dcal_vit`` with variant ``tiny``)."""
+    return dcal_vit("tiny", num_classes, **kwargs)
+
+
+@register_model("classifier")
+def dcal_vit_small(num_classes: int = 1000, **kwargs: object) -> DCAL:
+    """DCAL over DeiT-S (``dcal_vit`` with variant ``small``)."""
+    return dcal_vit("small", num_classes, **kwargs)
+
+
+@register_model("classifier")
+def dcal_vit_base(num_classes: int = 1000, **kwargs: object) -> DCAL:
+    """DCAL over DeiT-B (``dcal_vit`` with variant ``base``)."""
+    return dcal_vit("base", num_classes, **kwargs)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from detection.biformer import DropPath
+from detection.registry import register_model
 from detection.safe_files import load_torch_file
 
 __all__ = [
@@ -234,7 +235,7 @@ def load_vit_checkpoint(model: VisionTransformer, path: str | Path) -> list[str]
     return sorted(set(missing) | set(skipped))
 
 
-_VARIANTS: dict[str, dict[str, Any]] = {
+VIT_VARIANTS: dict[str, dict[str, Any]] = {
     "tiny": {"embed_dim": 192, "depth": 12, "num_heads": 3},
     "small": {"embed_dim": 384, "depth": 12, "num_heads": 6},
     "base": {"embed_dim": 768, "depth": 12, "num_heads": 12},
@@ -244,12 +245,13 @@ _VARIANTS: dict[str, dict[str, Any]] = {
 def _build(
     variant: str, num_classes: int, checkpoint_path: str | Path | None, **kwargs: Any
 ) -> VisionTransformer:
-    model = VisionTransformer(**{**_VARIANTS[variant], **kwargs}, num_classes=num_classes)
+    model = VisionTransformer(**{**VIT_VARIANTS[variant], **kwargs}, num_classes=num_classes)
     if checkpoint_path is not None:
         load_vit_checkpoint(model, checkpoint_path)
     return model
 
 
+@register_model("classifier")
 def vit_tiny_patch16(
     num_classes: int = 1000, checkpoint_path: str | Path | None = None, **kwargs: Any
 ) -> VisionTransformer:
@@ -257,6 +259,7 @@ def vit_tiny_patch16(
     return _build("tiny", num_classes, checkpoint_path, **kwargs)
 
 
+@register_model("classifier")
 def vit_small_patch16(
     num_classes: int = 1000, checkpoint_path: str | Path | None = None, **kwargs: Any
 ) -> VisionTransformer:
@@ -264,6 +267,7 @@ def vit_small_patch16(
     return _build("small", num_classes, checkpoint_path, **kwargs)
 
 
+@register_model("classifier")
 def vit_base_patch16(
     num_classes: int = 1000, checkpoint_path: str | Path | None = None, **kwargs: Any
 ) -> VisionTransformer:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from kernels import checks, dispatch
+import kernels.checks as checks
+import kernels.dispatch as dispatch
 
 
 def _needs_grad(*tensors: torch.Tensor) -> bool:

@@ -40,8 +40,7 @@ from ros_nodes.node_runner import run_node
 from ros_nodes.prompt import ShortPromptWarning, prompt_tensor
 from ros_nodes.rate_stats import RollingStats
 from ros_nodes.safety import ESTOP, SafetyGate
-from vid2robot.policy.checkpoint import load_policy
-from vid2robot.policy.deployment import DeployablePolicy
+from vid2robot.policy.deployment import DeployablePolicy, load_policy
 from vid2robot.policy.preprocess import frames_to_tensor
 
 COMMAND_QOS = QoSProfile(depth=10)

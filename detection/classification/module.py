@@ -1,10 +1,10 @@
 """Lightning modules: fine-grained classification (BiFormer or DCAL) and re-ID (DCAL, cross-entropy + triplet).
 
-Models are named in the config (``model: {name: biformer_tiny, ...}``) so hyper-parameters stay plain
-containers and checkpoints load with ``weights_only=True``:
+Models are named in the config (``model: {name: biformer_tiny, ...}``), any of the registry's ``classifier``
+family (``detection.registry.list_models("classifier")``), so hyper-parameters stay plain containers and
+checkpoints load with ``weights_only=True``:
 
 * ``biformer_tiny`` | ``biformer_small`` | ``biformer_base`` -- a BiFormer classifier (cross-entropy);
-  ``biformer`` builds ``detection.biformer.BiFormer`` from explicit ``depth``/``embed_dim``/``topks``;
   ``biformer`` builds ``detection.biformer.BiFormer`` from explicit ``depth``/``embed_dim``/``topks``;
 * ``dcal_vit_tiny`` | ``dcal_vit_small`` | ``dcal_vit_base`` -- DCAL on a DeiT-style ViT, trained with the
   uncertainty-weighted SA + GLCA + PWCA loss; predictions sum the SA and GLCA probabilities.
@@ -22,40 +22,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from detection.biformer import (
-    BiFormer,
-    biformer_base,
-    biformer_small,
-    biformer_tiny,
-    load_official_checkpoint,
-)
-from detection.dcal import DCAL, DCALOutput, UncertaintyWeighting, dcal_vit
+from detection.dcal import DCAL, DCALOutput, UncertaintyWeighting
+from detection.registry import create_model
 from detection.training.schedule import adamw_with_warmup, parameter_groups
 
 __all__ = ["ClassificationModule", "ReIDModule", "batch_hard_triplet_loss", "build_model", "reid_metrics"]
 
-_BIFORMERS = {
-    "biformer_tiny": biformer_tiny,
-    "biformer_small": biformer_small,
-    "biformer_base": biformer_base,
-}
-
 
 def build_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
-    """A classifier by name (see the module docstring); ``biformer`` takes the full ``BiFormer`` arguments."""
-    if name in _BIFORMERS:
-        return _BIFORMERS[name](num_classes=num_classes, **kwargs)
-    if name == "biformer":
-        checkpoint_path = kwargs.pop("checkpoint_path", None)
-        model = BiFormer(num_classes=num_classes, **kwargs)
-        if checkpoint_path is not None:
-            load_official_checkpoint(model, checkpoint_path)
-        return model
-    if name.startswith("dcal_vit_"):
-        return dcal_vit(name.removeprefix("dcal_vit_"), num_classes=num_classes, **kwargs)
-    raise ValueError(
-        f"unknown model {name!r}; expected biformer, {', '.join(sorted(_BIFORMERS))} or dcal_vit_{{tiny,small,base}}"
-    )
+    """A classifier by its registered name (``detection.registry``, family ``classifier``): ``biformer``
+    takes the full ``BiFormer`` arguments."""
+    return create_model("classifier", name, num_classes=num_classes, **kwargs)
 
 
 class ClassificationModule(L.LightningModule):

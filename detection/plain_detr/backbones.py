@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
+from detection.registry import register_model
+from detection.vit import VisionTransformer, load_vit_checkpoint
 
+
+@register_model("detr_backbone", "convnet")
 class ConvNet(nn.Module):
     """Four stride-2 stages of conv3x3-GroupNorm-ReLU (x2) -> stride 16."""
 
@@ -40,52 +43,34 @@ class ConvNet(nn.Module):
         return self.body(x)
 
 
-def sincos_2d(h: int, w: int, dim: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """Fixed 2-D sine-cosine embedding ``[h*w, dim]`` (MAE / ViTDet style), any grid size without interpolation."""
-    if dim % 4:
-        raise ValueError(f"sincos_2d needs dim divisible by 4, got {dim}")
-    quarter = dim // 4
-    omega = 1.0 / 10000 ** (torch.arange(quarter, device=device, dtype=dtype) / quarter)
-    ys, xs = torch.meshgrid(
-        torch.arange(h, device=device, dtype=dtype),
-        torch.arange(w, device=device, dtype=dtype),
-        indexing="ij",
-    )
-    ox, oy = xs.reshape(-1, 1) * omega, ys.reshape(-1, 1) * omega
-    return torch.cat((ox.sin(), ox.cos(), oy.sin(), oy.cos()), dim=1)
-
-
+@register_model("detr_backbone", "vit")
 class PlainViT(nn.Module):
-    """Patch-16 ViT with global attention and a fixed sin-cos position embedding; its last map is the output."""
+    """Plain-DETR's plain backbone: the package's ViT (``detection.vit``, global attention, learned position
+    embeddings resized to each input's grid) whose last patch tokens are the stride-16 map. ``checkpoint_path``
+    loads released ViT/DeiT ImageNet weights (timm names), the paper's way of starting the backbone."""
 
     def __init__(
-        self, embed_dim: int = 192, depth: int = 4, num_heads: int = 3, mlp_ratio: float = 4.0
-    ) -> None:
+        self, embed_dim: int = 192, depth: int = 4, num_heads: int = 3, mlp_ratio: float = 4.0,
+        img_size: int = 224, drop_path_rate: float = 0.0, checkpoint_path: str | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
-        self.patch_embed = nn.Conv2d(3, embed_dim, 16, stride=16)
-        layer = nn.TransformerEncoderLayer(
-            embed_dim,
-            num_heads,
-            int(embed_dim * mlp_ratio),
-            dropout=0.0,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
-        )
-        self.blocks = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(embed_dim)
+        self.body = VisionTransformer(
+            img_size=img_size, patch_size=16, num_classes=0, embed_dim=embed_dim, depth=depth,
+            num_heads=num_heads, mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate,
+        )  # fmt: skip
+        if checkpoint_path is not None:
+            load_vit_checkpoint(self.body, checkpoint_path)
         self.out_channels = embed_dim
 
     def forward(self, x: Tensor) -> Tensor:
         h_pad, w_pad = (-x.shape[-2]) % 16, (-x.shape[-1]) % 16
         x = nn.functional.pad(x, (0, w_pad, 0, h_pad))
-        x = self.patch_embed(x)
-        b, c, h, w = x.shape
-        tokens = x.flatten(2).transpose(1, 2) + sincos_2d(h, w, c, x.device, x.dtype)
-        tokens = self.norm(self.blocks(tokens))
-        return tokens.transpose(1, 2).reshape(b, c, h, w)
+        tokens = self.body.forward_features(x)[:, 1:]
+        b, (h, w) = x.shape[0], (x.shape[-2] // 16, x.shape[-1] // 16)
+        return tokens.transpose(1, 2).reshape(b, self.out_channels, h, w)
 
 
+@register_model("detr_backbone", "biformer_tiny")
 class BiFormerStride16(nn.Module):
     """The stride-16 stage (index 2) of the package's BiFormer-T (``detection.biformer.biformer_tiny``);
     ``checkpoint_path`` loads official ImageNet weights."""
@@ -99,14 +84,3 @@ class BiFormerStride16(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.body(x)[0]
-
-
-def build_backbone(name: str, kwargs: dict[str, Any]) -> nn.Module:
-    """``convnet`` | ``vit`` | ``biformer_tiny`` -> a module with ``out_channels`` and a stride-16 output."""
-    if name == "convnet":
-        return ConvNet(**kwargs)
-    if name == "vit":
-        return PlainViT(**kwargs)
-    if name == "biformer_tiny":
-        return BiFormerStride16(**kwargs)
-    raise ValueError(f"unknown backbone {name!r}; expected convnet, vit or biformer_tiny")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from detection.registry import list_models
+
 RPE_TYPES = ("linear", "abs_log8", "none")
-BACKBONES = ("convnet", "vit", "biformer_tiny")
 
 
 @dataclass
@@ -50,8 +51,8 @@ class PlainDETRConfig:
         self.backbone_kwargs = dict(self.backbone_kwargs)
         if self.rpe_type not in RPE_TYPES:
             raise ValueError(f"rpe_type must be one of {RPE_TYPES}, got {self.rpe_type!r}")
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        if self.backbone not in list_models("detr_backbone"):
+            raise ValueError(f"backbone must be one of {list_models('detr_backbone')}, got {self.backbone!r}")
         if self.d_model % self.num_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by num_heads={self.num_heads}")
         if self.d_model % 32:

@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from detection.plain_detr.backbones import build_backbone
 from detection.plain_detr.config import PlainDETRConfig
 from detection.plain_detr.decoder import MLP, GlobalDecoder
 from detection.plain_detr.proposals import ProposalGenerator, proposal_pos_embed
+from detection.registry import create_model
 
 
 @dataclass
@@ -79,7 +79,7 @@ class PlainDETR(nn.Module):
         cfg = self.config = config
         c = cfg.d_model
         if backbone is None:
-            backbone = build_backbone(cfg.backbone, cfg.backbone_kwargs)
+            backbone = create_model("detr_backbone", cfg.backbone, **cfg.backbone_kwargs)
         self.backbone = backbone
         self.input_proj = nn.Sequential(nn.Conv2d(self.backbone.out_channels, c, 1), nn.GroupNorm(32, c))
         self.proposals = ProposalGenerator(c, cfg.feature_stride, cfg.proposal_strides)

@@ -111,7 +111,9 @@ def test_batch_hard_triplet_loss() -> None:
 def test_build_model_names() -> None:
     kwargs = {k: v for k, v in TINY_BIFORMER.items() if k != "name"}
     assert build_model("biformer", 3, **kwargs).eval()(torch.rand(1, 3, 32, 32)).shape == (1, 3)
-    with pytest.raises(ValueError, match="unknown model"):
+    with pytest.raises(
+        ValueError, match="unknown classifier 'resnet50'; expected one of: biformer, biformer_base"
+    ):
         build_model("resnet50", 3)
     with pytest.raises(ValueError, match="DCAL"):
         ReIDModule(model={"name": "biformer_tiny"}, num_ids=3)

@@ -86,3 +86,26 @@ def test_checkpoint_errors(tmp_path, tiny_config) -> None:
     first_key = next(iter(policy.state_dict()))
     with pytest.raises(ValueError, match=f"missing keys \\['{first_key}'\\]"):
         load_policy(tmp_path / "partial.ckpt")
+
+
+def test_a_policy_started_from_released_vit_weights_loads_without_them(tmp_path, tiny_config) -> None:
+    from detection.vit import VisionTransformer
+
+    released = tmp_path / "deit.pth"
+    torch.save(
+        {"model": VisionTransformer(img_size=64, embed_dim=32, depth=1, num_heads=2).state_dict()}, released
+    )
+    config = tiny_config(
+        frame_encoder="vit",
+        encoder_dim=32,
+        encoder_depth=1,
+        encoder_heads=2,
+        encoder_checkpoint=str(released),
+    )
+    policy = Vid2RobotPolicy(config).eval()
+    directory = save_policy(policy, tmp_path / "trained")
+    released.unlink()  # not on the robot: the trained weights are what loads
+    loaded = load_policy(directory)
+    assert loaded.config.encoder_checkpoint is None
+    prompt, robot = _inputs(policy)
+    torch.testing.assert_close(loaded(prompt, robot).action_logits, policy(prompt, robot).action_logits)

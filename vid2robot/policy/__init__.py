@@ -2,9 +2,9 @@
 
 from vid2robot.policy.action_tokenizer import ActionTokenizer
 from vid2robot.policy.bcz import BCZConfig, BCZPolicy
-from vid2robot.policy.checkpoint import load_policy, save_policy
+from vid2robot.policy.checkpoint import save_policy
 from vid2robot.policy.configuration_vid2robot import Vid2RobotConfig
-from vid2robot.policy.deployment import DeployablePolicy
+from vid2robot.policy.deployment import DeployablePolicy, load_policy
 from vid2robot.policy.frame_sampling import sample_prompt_frames, state_window_indices
 from vid2robot.policy.losses import Vid2RobotLoss
 from vid2robot.policy.modeling_vid2robot import Vid2RobotPolicy

@@ -1,15 +1,19 @@
-"""Save and load policies: ``model.safetensors`` + ``config.json``, or a Lightning ``.ckpt``.
+"""Policy files: ``model.safetensors`` + ``config.json`` (``save_policy``), or a Lightning ``.ckpt``.
 
 A Lightning checkpoint must hold ``state_dict`` keys prefixed ``policy.`` and ``hyper_parameters`` with
-``policy_class`` (a class name of this package) and ``policy_config`` (a plain dict).
+``policy_class`` (a class name of this package) and ``policy_config`` (a plain dict). This module only reads
+and writes the files (it knows no policy class): ``DeployablePolicy.from_checkpoint`` builds its own class
+from what :func:`read_policy_checkpoint` returns, and ``registry.load_policy`` picks the class by name.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
+from torch import nn
 
 from detection.devices import check_device
 from detection.safe_files import (
@@ -20,16 +24,53 @@ from detection.safe_files import (
     load_torch_file,
     read_json_file,
 )
-from vid2robot.policy.registry import create_policy
-
-if TYPE_CHECKING:
-    from vid2robot.policy.deployment import DeployablePolicy
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 
 
-def save_policy(policy: DeployablePolicy, directory: str | Path) -> Path:
+class SavablePolicy(Protocol):
+    config: Any  # a PlainConfig: ``to_dict()`` gives the plain dict stored beside the weights
+
+    def state_dict(self) -> dict[str, torch.Tensor]: ...
+
+
+@dataclass
+class SavedPolicy:
+    """What a policy file holds: the class name and plain config to build it from, and its weights."""
+
+    policy_class: str
+    policy_config: dict[str, Any]
+    state: dict[str, torch.Tensor]
+    source: Path
+
+    def trained_config(self) -> dict[str, Any]:
+        """The config to build the policy the weights go into. Starting weights it names (``encoder_checkpoint``)
+        are not read: the trained weights replace them, and the file need not exist where the policy runs."""
+        if "encoder_checkpoint" in self.policy_config:
+            return {**self.policy_config, "encoder_checkpoint": None}
+        return dict(self.policy_config)
+
+    def load_into(self, policy: nn.Module) -> None:
+        """Load the weights strictly, naming every missing, unexpected and mis-shaped key."""
+        expected = policy.state_dict()
+        state = self.state
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        mismatched = [
+            f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+            for k, v in expected.items()
+            if k in state and state[k].shape != v.shape
+        ]
+        if missing or unexpected or mismatched:
+            raise CheckpointError(
+                f"{self.source} does not fit {type(policy).__name__}: missing keys {missing}, "
+                f"unexpected keys {unexpected}, shape mismatches {mismatched}"
+            )
+        policy.load_state_dict(state)
+
+
+def save_policy(policy: SavablePolicy, directory: str | Path) -> Path:
     """Write ``model.safetensors`` and ``config.json`` (class name + config) into ``directory``.
 
     Each file is written beside its target and renamed over it, so an interrupted save leaves the previous
@@ -45,24 +86,7 @@ def save_policy(policy: DeployablePolicy, directory: str | Path) -> Path:
     return directory
 
 
-def _load_state(policy: DeployablePolicy, state: dict[str, torch.Tensor], source: Path) -> None:
-    expected = policy.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    mismatched = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if missing or unexpected or mismatched:
-        raise CheckpointError(
-            f"{source} does not fit {type(policy).__name__}: missing keys {missing}, "
-            f"unexpected keys {unexpected}, shape mismatches {mismatched}"
-        )
-    policy.load_state_dict(state)
-
-
-def _load_directory(directory: Path, map_location: str | torch.device) -> DeployablePolicy:
+def _read_directory(directory: Path, map_location: str | torch.device) -> SavedPolicy:
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         if not (directory / name).is_file():
             raise FileNotFoundError(
@@ -71,12 +95,13 @@ def _load_directory(directory: Path, map_location: str | torch.device) -> Deploy
     meta = read_json_file(directory / CONFIG_NAME, "policy config (save_policy's config.json)")
     if not {"policy_class", "policy_config"} <= set(meta):
         raise CheckpointError(f"{directory / CONFIG_NAME} needs 'policy_class' and 'policy_config' entries")
-    policy = create_policy(meta["policy_class"], meta["policy_config"])
-    _load_state(policy, load_safetensors_file(directory / WEIGHTS_NAME, map_location), directory)
-    return policy
+    if not isinstance(meta["policy_config"], dict):
+        raise CheckpointError(f"{directory / CONFIG_NAME}: 'policy_config' must be a mapping of settings")
+    state = load_safetensors_file(directory / WEIGHTS_NAME, map_location)
+    return SavedPolicy(str(meta["policy_class"]), meta["policy_config"], state, directory)
 
 
-def _load_lightning(path: Path, map_location: str | torch.device) -> DeployablePolicy:
+def _read_lightning(path: Path, map_location: str | torch.device) -> SavedPolicy:
     ckpt = load_torch_file(path, map_location, what="policy checkpoint")
     hparams = ckpt.get("hyper_parameters", {})
     if not isinstance(hparams, dict) or "policy_class" not in hparams or "policy_config" not in hparams:
@@ -86,25 +111,23 @@ def _load_lightning(path: Path, map_location: str | torch.device) -> DeployableP
             f"and 'policy_config' (found {found}); a detector or classifier checkpoint loads with its own "
             "loader (detection.Detector.from_checkpoint)"
         )
-    policy = create_policy(hparams["policy_class"], hparams["policy_config"])
+    if not isinstance(hparams["policy_config"], dict):
+        raise CheckpointError(f"{path}: hyper_parameters 'policy_config' must be a mapping of settings")
     prefix = "policy."
     state = {k[len(prefix) :]: v for k, v in ckpt.get("state_dict", {}).items() if k.startswith(prefix)}
     if not state:
         raise CheckpointError(f"{path}: no state_dict keys start with {prefix!r} (not a policy checkpoint)")
-    _load_state(policy, state, path)
-    return policy
+    return SavedPolicy(str(hparams["policy_class"]), hparams["policy_config"], state, path)
 
 
-def load_policy(path: str | Path, map_location: str | torch.device = "cpu") -> DeployablePolicy:
-    """Load a ``save_policy`` directory or a Lightning ``.ckpt``; returns the policy in eval mode."""
+def read_policy_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> SavedPolicy:
+    """Read a ``save_policy`` directory or a Lightning ``.ckpt`` (safely: safetensors or ``weights_only``)."""
     map_location = check_device(map_location)
     path = Path(path)
     if path.is_dir():
-        policy = _load_directory(path, map_location)
-    elif path.is_file() and path.suffix == ".safetensors":
+        return _read_directory(path, map_location)
+    if path.is_file() and path.suffix == ".safetensors":
         raise CheckpointError(f"{path}: pass the folder that holds it and its config.json ({path.parent})")
-    elif path.is_file():
-        policy = _load_lightning(path, map_location)
-    else:
-        raise FileNotFoundError(f"no policy checkpoint at {path}")
-    return policy.to(map_location).eval()
+    if path.is_file():
+        return _read_lightning(path, map_location)
+    raise FileNotFoundError(f"no policy checkpoint at {path}")

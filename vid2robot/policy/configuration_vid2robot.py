@@ -11,9 +11,8 @@ from typing import Any
 
 from vid2robot.plain_config import PlainConfig
 from vid2robot.policy.action_normalization import check_action_range
+from vid2robot.policy.frame_encoders import frame_encoder_names
 from vid2robot.policy.loss_weights import LOSS_TERMS, check_loss_weights
-
-FRAME_ENCODERS = ("convnet", "vit", "biformer", "efficientnet_lite0")
 
 
 def _check_positive(name: str, value: int | float) -> None:
@@ -37,6 +36,7 @@ class Vid2RobotConfig(PlainConfig):
     encoder_dim: int = 128  # ViT width (ignored by convnet, whose output is d_model)
     encoder_depth: int = 2  # ViT layers
     encoder_heads: int = 4  # ViT heads
+    encoder_checkpoint: str | None = None  # ViT only: released ViT/DeiT weights (timm names) to start from
     d_model: int = 128
     num_heads: int = 4
     prompt_latents: int = 16  # paper: 64
@@ -84,8 +84,10 @@ class Vid2RobotConfig(PlainConfig):
             )
         if self.action_bins < 2:
             raise ValueError(f"action_bins must be >= 2, got {self.action_bins}")
-        if self.frame_encoder not in FRAME_ENCODERS:
-            raise ValueError(f"frame_encoder must be one of {FRAME_ENCODERS}, got {self.frame_encoder!r}")
+        if self.frame_encoder not in frame_encoder_names():
+            raise ValueError(
+                f"frame_encoder must be one of {frame_encoder_names()}, got {self.frame_encoder!r}"
+            )
         if self.d_model % self.num_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by num_heads={self.num_heads}")
         if self.frame_encoder == "convnet" and self.image_size % 16:

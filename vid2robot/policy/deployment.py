@@ -11,7 +11,8 @@ from torch import nn
 
 from vid2robot.policy.action_normalization import ActionNormalizer, check_action_range
 from vid2robot.policy.action_tokenizer import ActionTokenizer
-from vid2robot.policy.checkpoint import load_policy
+from vid2robot.policy.checkpoint import read_policy_checkpoint
+from vid2robot.policy.registry import policy_classes
 from vid2robot.policy.temporal_ensembling import TemporalEnsembler
 
 
@@ -130,8 +131,22 @@ class DeployablePolicy(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> DeployablePolicy:
-        """Load a policy saved by ``save_policy`` or a Lightning ``.ckpt``; it must be an instance of ``cls``."""
-        policy = load_policy(path, map_location=map_location)
-        if not isinstance(policy, cls):
-            raise ValueError(f"{path} holds a {type(policy).__name__}, not a {cls.__name__}")
-        return policy
+        """Load a policy saved by ``save_policy`` or a Lightning ``.ckpt`` that holds a ``cls`` (or a subclass),
+        built as LeRobot's ``from_pretrained`` does: ``cls(cls.config_class.from_dict(saved config))``, then
+        the weights, strictly; returned in eval mode."""
+        saved = read_policy_checkpoint(path, map_location)
+        target = policy_classes().get(saved.policy_class)
+        if target is None:
+            raise ValueError(
+                f"{path}: unknown policy class {saved.policy_class!r}; expected one of {sorted(policy_classes())}"
+            )
+        if not issubclass(target, cls):
+            raise ValueError(f"{path} holds a {saved.policy_class}, not a {cls.__name__}")
+        policy = target(target.config_class.from_dict(saved.trained_config()))
+        saved.load_into(policy)
+        return policy.to(map_location).eval()
+
+
+def load_policy(path: str | Path, map_location: str | torch.device = "cpu") -> DeployablePolicy:
+    """Load any policy of the package saved by ``save_policy`` or ``vid2robot-train``; eval mode."""
+    return DeployablePolicy.from_checkpoint(path, map_location)

@@ -1,18 +1,37 @@
 """Per-frame image encoders: ``[B, 3, S, S]`` in [0, 1] -> tokens ``[B, N, d_model]``.
 
-Vid2Robot shares one image encoder between the prompt and the state encoders; which one is a config choice.
+Vid2Robot shares one image encoder between the prompt and the state encoders; which one is a config choice
+(``frame_encoder``): every encoder is registered under that name in ``detection.registry``'s ``frame_encoder``
+family, built from the policy config.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from typing import Protocol
 
 import torch
 from torch import nn
 
-from vid2robot.policy.configuration_vid2robot import Vid2RobotConfig
+from detection.registry import create_model, list_models, register_model
+from detection.vit import VisionTransformer, load_vit_checkpoint
 from vid2robot.policy.preprocess import ImageNetNormalize
+
+
+class EncoderSettings(Protocol):
+    """What a frame encoder reads of the policy config (``Vid2RobotConfig`` has all of it)."""
+
+    image_size: int
+    d_model: int
+    encoder_dim: int
+    patch_size: int
+    encoder_heads: int
+    encoder_depth: int
+    mlp_ratio: float
+    dropout: float
+    frame_encoder: str
+    encoder_checkpoint: str | None
 
 
 def _conv_block(c_in: int, c_out: int, kernel: int, stride: int) -> list[nn.Module]:
@@ -42,30 +61,26 @@ class ConvFrameEncoder(nn.Module):
 
 
 class ViTFrameEncoder(nn.Module):
-    """ViT (Dosovitskiy et al. 2021): patchify, learned position embedding, pre-norm encoder layers."""
+    """ViT (Dosovitskiy et al. 2021) frame encoder: the package's one ViT (``detection.vit``, timm's parameter
+    names), its patch tokens projected to ``d_model``. ``encoder_checkpoint`` starts it from released
+    ImageNet ViT/DeiT weights (e.g. DeiT-B/16 for ``Vid2RobotConfig.paper()``), position embeddings resized to
+    the frame grid; the config's ``dropout`` is the encoder's drop-path rate."""
 
-    def __init__(self, config: Vid2RobotConfig) -> None:
+    def __init__(self, config: EncoderSettings) -> None:
         super().__init__()
-        width, patches = config.encoder_dim, (config.image_size // config.patch_size) ** 2
         self.normalize = ImageNetNormalize()
-        self.patch_embed = nn.Conv2d(3, width, config.patch_size, stride=config.patch_size)
-        self.pos_embed = nn.Parameter(torch.randn(patches, width) * 0.02)
-        layer = nn.TransformerEncoderLayer(
-            width,
-            config.encoder_heads,
-            int(width * config.mlp_ratio),
-            config.dropout,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
-        )
-        self.encoder = nn.TransformerEncoder(layer, config.encoder_depth, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(width)
+        self.backbone = VisionTransformer(
+            img_size=config.image_size, patch_size=config.patch_size, num_classes=0,
+            embed_dim=config.encoder_dim, depth=config.encoder_depth, num_heads=config.encoder_heads,
+            mlp_ratio=config.mlp_ratio, drop_path_rate=config.dropout,
+        )  # fmt: skip
+        if config.encoder_checkpoint:
+            load_vit_checkpoint(self.backbone, config.encoder_checkpoint)
+        width = config.encoder_dim
         self.proj = nn.Linear(width, config.d_model) if width != config.d_model else nn.Identity()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(self.normalize(images)).flatten(2).transpose(1, 2) + self.pos_embed
-        return self.proj(self.norm(self.encoder(x)))
+        return self.proj(self.backbone.forward_features(self.normalize(images))[:, 1:])  # patches, no CLS
 
 
 class BiFormerFrameEncoder(nn.Module):
@@ -160,14 +175,31 @@ class EfficientNetLite0FrameEncoder(nn.Module):
         return self.proj(self._features(images)) + self.pos_embed
 
 
-def build_frame_encoder(config: Vid2RobotConfig) -> nn.Module:
+@register_model("frame_encoder", "convnet")
+def convnet_frame_encoder(config: EncoderSettings) -> ConvFrameEncoder:
+    return ConvFrameEncoder(config.image_size, config.d_model)
+
+
+@register_model("frame_encoder", "vit")
+def vit_frame_encoder(config: EncoderSettings) -> ViTFrameEncoder:
+    return ViTFrameEncoder(config)
+
+
+@register_model("frame_encoder", "biformer")
+def biformer_frame_encoder(config: EncoderSettings) -> BiFormerFrameEncoder:
+    return BiFormerFrameEncoder(config.image_size, config.d_model)
+
+
+@register_model("frame_encoder", "efficientnet_lite0")
+def efficientnet_lite0_frame_encoder(config: EncoderSettings) -> EfficientNetLite0FrameEncoder:
+    return EfficientNetLite0FrameEncoder(config.image_size, config.d_model)
+
+
+def frame_encoder_names() -> list[str]:
+    """The registered frame encoders (what ``frame_encoder`` may name)."""
+    return list_models("frame_encoder")
+
+
+def build_frame_encoder(config: EncoderSettings) -> nn.Module:
     """The frame encoder named by ``config.frame_encoder``."""
-    if config.frame_encoder == "convnet":
-        return ConvFrameEncoder(config.image_size, config.d_model)
-    if config.frame_encoder == "vit":
-        return ViTFrameEncoder(config)
-    if config.frame_encoder == "biformer":
-        return BiFormerFrameEncoder(config.image_size, config.d_model)
-    if config.frame_encoder == "efficientnet_lite0":
-        return EfficientNetLite0FrameEncoder(config.image_size, config.d_model)
-    raise ValueError(f"unknown frame_encoder {config.frame_encoder!r}")
+    return create_model("frame_encoder", config.frame_encoder, config=config)

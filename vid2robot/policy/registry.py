@@ -6,13 +6,13 @@ Adding a policy is its module plus the decorator (and its import in ``vid2robot/
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-if TYPE_CHECKING:
-    from vid2robot.policy.deployment import DeployablePolicy
+from torch import nn
 
-PolicyT = TypeVar("PolicyT", bound="type[DeployablePolicy]")
-_POLICIES: dict[str, type[DeployablePolicy]] = {}
+# Typed as modules, not DeployablePolicy: the deployment interface looks classes up here (no import cycle).
+PolicyT = TypeVar("PolicyT", bound=type[nn.Module])
+_POLICIES: dict[str, type[nn.Module]] = {}
 
 
 def register_policy(cls: PolicyT) -> PolicyT:
@@ -24,12 +24,12 @@ def register_policy(cls: PolicyT) -> PolicyT:
     return cls
 
 
-def policy_classes() -> dict[str, type[DeployablePolicy]]:
+def policy_classes() -> dict[str, type[nn.Module]]:
     """Every registered policy class by name."""
     return dict(_POLICIES)
 
 
-def create_policy(policy_class: str, policy_config: dict[str, Any]) -> DeployablePolicy:
+def create_policy(policy_class: str, policy_config: dict[str, Any]) -> nn.Module:
     """A policy from its class name and plain-dict config (as checkpoints store them)."""
     if policy_class not in _POLICIES:
         raise ValueError(f"unknown policy class {policy_class!r}; expected one of {sorted(_POLICIES)}")
