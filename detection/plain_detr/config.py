@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
+from detection.plain_config import PlainConfig
 from detection.registry import list_models
 
 RPE_TYPES = ("linear", "abs_log8", "none")
 
 
 @dataclass
-class PlainDETRConfig:
+class PlainDETRConfig(PlainConfig):
     """Every size of the model and its training losses.
 
     Defaults follow Plain-DETR's released BoxRPB config (``configs/swinv2_small_sup_pt_boxrpe.sh``): d=256, 8 heads,
@@ -73,22 +74,6 @@ class PlainDETRConfig:
     def num_queries(self) -> int:
         """Queries used in training (one-to-one + one-to-many); evaluation uses only the one-to-one group."""
         return self.num_queries_one2one + self.num_queries_one2many
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain containers only (lists, not tuples) so that checkpoints load with ``weights_only=True``."""
-        out = asdict(self)
-        for key, value in out.items():
-            if isinstance(value, tuple):
-                out[key] = list(value)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PlainDETRConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown PlainDETRConfig keys: {sorted(unknown)}")
-        return cls(**data)
 
 
 def tiny_config(num_classes: int, **overrides: Any) -> PlainDETRConfig:

@@ -13,7 +13,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from vid2robot.plain_config import PlainConfig
+from detection.plain_config import PlainConfig
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vid2robot.plain_config import PlainConfig
+from detection.plain_config import PlainConfig
 from vid2robot.policy.action_normalization import check_action_range
 from vid2robot.policy.deployment import DeployablePolicy
 from vid2robot.policy.film_resnet import FiLMResNet

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from vid2robot.plain_config import PlainConfig
+from detection.plain_config import PlainConfig
 from vid2robot.policy.action_normalization import check_action_range
 from vid2robot.policy.frame_encoders import frame_encoder_names
 from vid2robot.policy.loss_weights import LOSS_TERMS, check_loss_weights

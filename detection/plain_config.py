@@ -1,5 +1,6 @@
 """Config dataclasses that travel as plain values: in checkpoints loaded with ``weights_only=True`` and in
-Hydra/YAML configs, where tuples are lists."""
+Hydra/YAML configs, where tuples are lists. One mixin for the detector's and the policies' configs (it lives at
+this level so both can use it)."""
 
 from __future__ import annotations
 
