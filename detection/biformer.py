@@ -28,8 +28,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import kernels
+from detection.layers import DropPath, init_transformer_weights
+from detection.pretrained import load_released_weights
 from detection.registry import register_model
-from detection.safe_files import load_torch_file
 
 __all__ = [
     "AttentionLePE",
@@ -40,21 +41,6 @@ __all__ = [
     "biformer_tiny",
     "load_official_checkpoint",
 ]
-
-
-class DropPath(nn.Module):
-    """Stochastic depth per sample (Huang et al. 2016); identity at eval."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
-        return x * mask / keep
 
 
 class QKVLinear(nn.Module):
@@ -288,7 +274,7 @@ class BiFormer(nn.Module):
             self.stages.append(nn.Sequential(*blocks))
         self.norm = nn.BatchNorm2d(embed_dim[-1])
         self.head = nn.Linear(embed_dim[-1], num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(_init_weights)
+        self.apply(init_transformer_weights)
 
     def forward_stages(self, x: Tensor) -> list[Tensor]:
         """All four stage outputs (NCHW, before the final norm)."""
@@ -311,16 +297,6 @@ class BiFormer(nn.Module):
         return self.head(self.forward_features(x).flatten(2).mean(-1))
 
 
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
-
-
 _VARIANTS: dict[str, dict[str, Any]] = {
     "tiny": {"depth": (2, 2, 8, 2), "embed_dim": (64, 128, 256, 512)},
     "small": {"depth": (4, 4, 18, 4), "embed_dim": (64, 128, 256, 512)},
@@ -334,23 +310,7 @@ def load_official_checkpoint(model: BiFormer, path: str | Path) -> list[str]:
     The classifier head is skipped when its shape differs (fine-tuning to another ``num_classes``); every other
     tensor must match by name and shape. Returns the names left at their initial values (the head, if skipped).
     """
-    state = load_torch_file(path, what="BiFormer checkpoint")
-    state = state.get("model", state.get("state_dict", state))
-    own = model.state_dict()
-    skipped = [
-        k
-        for k in ("head.weight", "head.bias")
-        if k in state and (k not in own or own[k].shape != state[k].shape)
-    ]
-    for k in skipped:
-        state.pop(k)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    bad_missing = [k for k in missing if not k.startswith("head.")]
-    if bad_missing or unexpected:
-        raise ValueError(
-            f"checkpoint {path} does not fit: missing {bad_missing[:5]}, unexpected {unexpected[:5]}"
-        )
-    return sorted(set(missing) | set(skipped))
+    return load_released_weights(model, path, what="BiFormer checkpoint")
 
 
 @register_model("classifier")

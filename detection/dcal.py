@@ -27,6 +27,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
+from detection.layers import init_transformer_weights
 from detection.registry import create_model, register_model
 from detection.vit import VIT_VARIANTS, Attention, Mlp, VisionTransformer
 
@@ -112,7 +113,7 @@ class DCAL(nn.Module):
         self.sa_head = nn.Linear(dim, num_classes)
         self.glca_head = nn.Linear(dim, num_classes)
         for m in (self.glca, self.glca_norm, self.sa_head, self.glca_head):
-            m.apply(_init_weights)
+            m.apply(init_transformer_weights)
 
     def num_local(self, num_patches: int) -> int:
         return max(1, math.ceil(self.local_ratio * num_patches))
@@ -165,13 +166,6 @@ class UncertaintyWeighting(nn.Module):
             raise ValueError(f"got {len(losses)} loss terms for {self.log_vars.numel()} weights")
         w = self.log_vars[: len(losses)]
         return 0.5 * (torch.exp(-w) * torch.stack(losses) + w).sum()
-
-
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
 
 
 def dcal_vit(

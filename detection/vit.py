@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from detection.biformer import DropPath
+from detection.layers import DropPath, init_transformer_weights
+from detection.pretrained import load_released_weights
 from detection.registry import register_model
-from detection.safe_files import load_torch_file
 
 __all__ = [
     "VisionTransformer",
@@ -140,7 +140,7 @@ class VisionTransformer(nn.Module):
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
-        self.apply(_init_weights)
+        self.apply(init_transformer_weights)
 
     def _pos_embed(self, grid: tuple[int, int]) -> Tensor:
         return self.pos_embed if grid == self.grid else resize_pos_embed(self.pos_embed, self.grid, grid)
@@ -195,44 +195,23 @@ def _conv_stem(in_chans: int, embed_dim: int, patch_size: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
-
-
 def load_vit_checkpoint(model: VisionTransformer, path: str | Path) -> list[str]:
     """Load a timm/DeiT-named checkpoint (``{"model": ...}`` or bare), resizing ``pos_embed`` to the model grid.
 
     A head of another shape is skipped; returns the names left at their initial values.
     """
-    state = load_torch_file(path, what="ViT checkpoint")
-    state = dict(state.get("model", state.get("state_dict", state)))
-    own = model.state_dict()
-    if "pos_embed" in state and state["pos_embed"].shape != own["pos_embed"].shape:
-        pe = state["pos_embed"]
-        side = math.isqrt(pe.shape[1] - 1)
-        if side * side != pe.shape[1] - 1:
-            raise ValueError(
-                f"cannot resize a non-square checkpoint position grid of {pe.shape[1] - 1} tokens"
-            )
-        state["pos_embed"] = resize_pos_embed(pe, (side, side), model.grid)
-    skipped = [
-        k
-        for k in ("head.weight", "head.bias")
-        if k in state and (k not in own or own[k].shape != state[k].shape)
-    ]
-    for k in skipped:
-        state.pop(k)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    bad = [k for k in missing if not k.startswith("head.")]
-    if bad or unexpected:
-        raise ValueError(f"checkpoint {path} does not fit: missing {bad[:5]}, unexpected {unexpected[:5]}")
-    return sorted(set(missing) | set(skipped))
+
+    def resize_grid(state: dict[str, Tensor], own: dict[str, Tensor]) -> None:
+        if "pos_embed" in state and state["pos_embed"].shape != own["pos_embed"].shape:
+            pe = state["pos_embed"]
+            side = math.isqrt(pe.shape[1] - 1)
+            if side * side != pe.shape[1] - 1:
+                raise ValueError(
+                    f"cannot resize a non-square checkpoint position grid of {pe.shape[1] - 1} tokens"
+                )
+            state["pos_embed"] = resize_pos_embed(pe, (side, side), model.grid)
+
+    return load_released_weights(model, path, what="ViT checkpoint", adapt=resize_grid)
 
 
 VIT_VARIANTS: dict[str, dict[str, Any]] = {

@@ -7,6 +7,7 @@ import itertools
 
 from torch import Tensor, nn
 
+from detection.layers import init_transformer_weights
 from detection.plain_detr.box_ops import inverse_sigmoid
 from detection.plain_detr.boxrpb import GlobalCrossAttention
 
@@ -93,7 +94,7 @@ class GlobalDecoder(nn.Module):
         )
         self.final_norm = nn.LayerNorm(d_model)
         self.look_forward_twice = look_forward_twice
-        self.apply(_init_decoder_weights)
+        self.apply(init_transformer_weights)  # as the official GlobalDecoder._reset_parameters
 
     def forward(
         self,
@@ -132,14 +133,3 @@ class GlobalDecoder(nn.Module):
             boxes.append(reported)
             ref, prev_ref = new_ref.detach(), new_ref
         return feats, boxes
-
-
-def _init_decoder_weights(m: nn.Module) -> None:
-    # Official GlobalDecoder._reset_parameters: trunc-normal(0.02) Linear weights, zero biases, unit LayerNorm.
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
