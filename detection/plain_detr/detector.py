@@ -11,19 +11,11 @@ import torch
 from torch import Tensor
 
 from detection.devices import check_device
+from detection.export_format import load_state_strictly, read_export, write_export
 from detection.plain_detr.config import PlainDETRConfig
 from detection.plain_detr.model import PlainDETR
 from detection.plain_detr.postprocess import topk_detections
-from detection.safe_files import (
-    CheckpointError,
-    atomic_save_safetensors,
-    atomic_write_json,
-    load_safetensors_file,
-    load_torch_file,
-    read_json_file,
-)
-
-CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
+from detection.safe_files import CheckpointError, load_torch_file
 
 
 class Detector:
@@ -55,11 +47,8 @@ class Detector:
         """A Lightning ``.ckpt`` (from ``vid2robot-train task=detection``) or a folder written by :meth:`save`."""
         path = Path(path)
         if path.is_dir():
-            meta = read_json_file(path / CONFIG_NAME, "detector config (Detector.save's config.json)")
-            if not {"model", "input_size"} <= set(meta):
-                raise CheckpointError(f"{path / CONFIG_NAME} needs 'model' and 'input_size' entries")
+            meta, state = read_export(path, ("model", "input_size"), "Detector.save")
             config = PlainDETRConfig.from_dict(meta["model"])
-            state = load_safetensors_file(path / WEIGHTS_NAME)
             kwargs.setdefault("input_size", int(meta["input_size"]))
         elif path.is_file():
             ckpt = load_torch_file(path, what="detector checkpoint")
@@ -76,21 +65,14 @@ class Detector:
         else:
             raise FileNotFoundError(f"no detector checkpoint at {path}")
         model = PlainDETR(config)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as err:  # missing, unexpected or mis-shaped tensors, all listed by torch
-            raise CheckpointError(f"{path} does not fit the PlainDETR its config describes: {err}") from None
+        load_state_strictly(model, state, path)
         return cls(model, **kwargs)
 
     def save(self, folder: str | Path) -> Path:
-        """Inference weights as safetensors + ``config.json`` (the package's export format)."""
-        folder = Path(folder)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}
-        atomic_save_safetensors(state, folder / WEIGHTS_NAME)
-        atomic_write_json(
-            folder / CONFIG_NAME, {"model": self.model.config.to_dict(), "input_size": self.input_size}
-        )
-        return folder
+        """Inference weights as safetensors + ``config.json`` (the package's export format,
+        ``detection.export_format``)."""
+        meta = {"model": self.model.config.to_dict(), "input_size": self.input_size}
+        return write_export(folder, self.model, meta, writer="Detector.save")
 
     def _batch(self, images: Sequence[np.ndarray]) -> tuple[Tensor, Tensor, list[tuple[int, int]]]:
         resized, sizes = [], []

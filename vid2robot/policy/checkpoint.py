@@ -16,17 +16,8 @@ import torch
 from torch import nn
 
 from detection.devices import check_device
-from detection.safe_files import (
-    CheckpointError,
-    atomic_save_safetensors,
-    atomic_write_json,
-    load_safetensors_file,
-    load_torch_file,
-    read_json_file,
-)
-
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
+from detection.export_format import CONFIG_NAME, load_state_strictly, read_export, write_export
+from detection.safe_files import CheckpointError, load_torch_file
 
 
 class SavablePolicy(Protocol):
@@ -53,51 +44,20 @@ class SavedPolicy:
 
     def load_into(self, policy: nn.Module) -> None:
         """Load the weights strictly, naming every missing, unexpected and mis-shaped key."""
-        expected = policy.state_dict()
-        state = self.state
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        mismatched = [
-            f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-            for k, v in expected.items()
-            if k in state and state[k].shape != v.shape
-        ]
-        if missing or unexpected or mismatched:
-            raise CheckpointError(
-                f"{self.source} does not fit {type(policy).__name__}: missing keys {missing}, "
-                f"unexpected keys {unexpected}, shape mismatches {mismatched}"
-            )
-        policy.load_state_dict(state)
+        load_state_strictly(policy, self.state, self.source)
 
 
 def save_policy(policy: SavablePolicy, directory: str | Path) -> Path:
-    """Write ``model.safetensors`` and ``config.json`` (class name + config) into ``directory``.
-
-    Each file is written beside its target and renamed over it, so an interrupted save leaves the previous
-    files whole; other files in ``directory`` are left alone.
-    """
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise NotADirectoryError(f"save_policy writes a folder; {directory} is a file (choose another path)")
-    state = {k: v.detach().contiguous().cpu() for k, v in policy.state_dict().items()}
-    atomic_save_safetensors(state, directory / WEIGHTS_NAME)
+    """Write ``model.safetensors`` and ``config.json`` (class name + config) into ``directory``, the package's
+    export format (``detection.export_format``: atomic, other files in ``directory`` left alone)."""
     meta = {"policy_class": type(policy).__name__, "policy_config": policy.config.to_dict()}
-    atomic_write_json(directory / CONFIG_NAME, meta)
-    return directory
+    return write_export(directory, policy, meta, writer="save_policy")
 
 
 def _read_directory(directory: Path, map_location: str | torch.device) -> SavedPolicy:
-    for name in (CONFIG_NAME, WEIGHTS_NAME):
-        if not (directory / name).is_file():
-            raise FileNotFoundError(
-                f"{directory} has no {name} (expected a directory written by save_policy)"
-            )
-    meta = read_json_file(directory / CONFIG_NAME, "policy config (save_policy's config.json)")
-    if not {"policy_class", "policy_config"} <= set(meta):
-        raise CheckpointError(f"{directory / CONFIG_NAME} needs 'policy_class' and 'policy_config' entries")
+    meta, state = read_export(directory, ("policy_class", "policy_config"), "save_policy", map_location)
     if not isinstance(meta["policy_config"], dict):
         raise CheckpointError(f"{directory / CONFIG_NAME}: 'policy_config' must be a mapping of settings")
-    state = load_safetensors_file(directory / WEIGHTS_NAME, map_location)
     return SavedPolicy(str(meta["policy_class"]), meta["policy_config"], state, directory)
 
 
