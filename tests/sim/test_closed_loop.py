@@ -12,7 +12,8 @@ import torch
 from sim_fixtures import small_config
 
 from vid2robot.data.video_io import read_frames
-from vid2robot.sim.closed_loop import PromptSource, evaluate_closed_loop, wilson_interval
+from vid2robot.sim.closed_loop import PromptSource, evaluate_closed_loop
+from vid2robot.sim.closed_loop_report import wilson_interval
 from vid2robot.sim.expert_data import generate_expert_dataset
 from vid2robot.sim.expert_policy import ExpertPolicy
 from vid2robot.sim.rollout_video import LABEL_HEIGHT

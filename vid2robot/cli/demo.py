@@ -59,7 +59,8 @@ def demo_policies(cfg: DictConfig) -> dict[str, Path]:
 
 def demo(cfg: DictConfig) -> dict[str, dict]:
     """Record the prompts once, run every policy on them; returns each policy's closed-loop summary."""
-    from vid2robot.sim.closed_loop import PromptSource, closed_loop_markdown, evaluate_closed_loop
+    from vid2robot.sim.closed_loop import PromptSource, evaluate_closed_loop
+    from vid2robot.sim.closed_loop_report import closed_loop_markdown
     from vid2robot.sim.expert_data import DatagenConfig, generate_expert_dataset
 
     check_demo_config(cfg)

@@ -51,7 +51,8 @@ def run_offline(policy: DeployablePolicy, cfg: DictConfig, out_dir: Path) -> dic
 
 
 def run_closed_loop(policy: DeployablePolicy, cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    from vid2robot.sim.closed_loop import PromptSource, closed_loop_markdown, evaluate_closed_loop
+    from vid2robot.sim.closed_loop import PromptSource, evaluate_closed_loop
+    from vid2robot.sim.closed_loop_report import closed_loop_markdown
 
     source = PromptSource(cfg.data_root, camera=cfg.prompt_camera, split=cfg.split)
     policy.set_temporal_ensembling(cfg.closed_loop.temporal_ensemble_coeff)

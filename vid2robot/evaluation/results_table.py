@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from vid2robot.sim.closed_loop import wilson_interval
+from vid2robot.sim.closed_loop_report import wilson_interval
 
 
 def load_results(path: Path) -> dict:

@@ -3,26 +3,31 @@
 For each task and each fresh layout seed: a prompt video from a held-out episode of the task goes to
 ``policy.set_prompt``, ``policy.reset()`` starts the episode, and ``policy.select_action`` drives the robot
 camera's frames until the environment's own success flag is raised or ``max_steps`` pass. Success rates get
-Wilson 95% intervals; ``results.json``, ``results.md`` and one ``rollout_<task>.mp4`` per task (prompt beside
-the first rollout) are written to ``out_dir``.
+Wilson 95% intervals; ``results.json``, ``results.md`` (``closed_loop_report``) and one ``rollout_<task>.mp4``
+per task (prompt beside the first rollout) are written to ``out_dir``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
-from scipy.stats import binomtest
 from tqdm import tqdm
 
-from detection.safe_files import atomic_write_json, atomic_write_text
 from vid2robot.data.episode_dataset import EpisodeDataset
 from vid2robot.policy.frame_sampling import sample_prompt_frames
 from vid2robot.policy.preprocess import frames_to_tensor
+from vid2robot.sim.closed_loop_report import (
+    EpisodeRecord,
+    pooled_success,
+    prompt_swap_matrix,
+    task_result,
+    write_closed_loop_report,
+)
 from vid2robot.sim.expert_data import EVAL_PURPOSE, episode_seed, recorded_scene
 from vid2robot.sim.metaworld_env import (
     MAX_PATH_LENGTH,
@@ -72,14 +77,6 @@ class PromptSource:
                 "(generate held-out episodes with val_episodes_per_task > 0, or pick another split)"
             )
         return indices
-
-
-def wilson_interval(successes: int, trials: int) -> tuple[float, float]:
-    """Wilson score 95% interval of a binomial rate (scipy's; sound at 0% and 100%, unlike +-2 SE)."""
-    if trials <= 0:
-        raise ValueError(f"trials must be > 0, got {trials}")
-    interval = binomtest(successes, trials).proportion_ci(confidence_level=0.95, method="wilson")
-    return float(interval.low), float(interval.high)
 
 
 def prompt_for(policy: Policy, task_id: int, video: torch.Tensor) -> torch.Tensor | int:
@@ -146,6 +143,66 @@ def _run_episode(
     return EpisodeOutcome(success, first_done, frames, labels)
 
 
+@dataclass
+class _RunSettings:
+    """What every episode of an evaluation shares."""
+
+    episodes_per_task: int
+    seed: int
+    out_dir: Path
+    video: bool
+    image_size: int
+    prompt_frames: int
+
+
+def _evaluate_task(
+    policy: Policy,
+    task: str,
+    prompt_source: PromptSource,
+    env: MetaWorldEnv,
+    probe: TaskSuccessProbe | None,
+    settings: _RunSettings,
+    on_episode: Callable[[], object],
+) -> list[EpisodeRecord]:
+    """``settings.episodes_per_task`` episodes of ``task`` on fresh layouts, prompts cycling through the
+    task's prompt episodes; the first is recorded beside its prompt when ``settings.video``."""
+    dataset = prompt_source.dataset
+    assert isinstance(dataset, EpisodeDataset)
+    prompts = prompt_source.episodes(task)
+    records = []
+    for i in range(settings.episodes_per_task):
+        prompt_episode = dataset.episode(prompts[i % len(prompts)])
+        raw_prompt = prompt_episode.frames(
+            prompt_source.camera, sample_prompt_frames(prompt_episode.length, settings.prompt_frames)
+        )
+        layout_seed = episode_seed(settings.seed, task, i, EVAL_PURPOSE)
+        record = settings.video and i == 0
+        prompt = prompt_for(policy, task_index(task), frames_to_tensor(raw_prompt, settings.image_size))
+        outcome = _run_episode(policy, env, prompt, layout_seed, settings.image_size, record, probe)
+        records.append(
+            EpisodeRecord(
+                layout_seed,
+                outcome.success,
+                outcome.first_done,
+                env.steps,
+                prompt_episode.record.episode_index,
+            )
+        )
+        if record:
+            label = f"prompt: {prompt_source.camera} ep {prompt_episode.record.episode_index}"
+            write_side_by_side(
+                settings.out_dir / f"rollout_{task}.mp4",
+                side_by_side(
+                    prompt_episode.frames(prompt_source.camera),
+                    np.stack(outcome.frames),
+                    label,
+                    outcome.labels,
+                ),
+            )
+        on_episode()
+    return records
+
+
 def evaluate_closed_loop(
     policy: Policy,
     tasks: Sequence[str],
@@ -178,14 +235,15 @@ def evaluate_closed_loop(
     image_size, prompt_frames = _policy_sizes(policy, image_size, prompt_frames)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    prompts = {task: prompt_source.episodes(task) for task in tasks}  # fail early on a missing task
+    for task in tasks:  # fail early on a task without prompts
+        prompt_source.episodes(task)
     dataset = prompt_source.dataset
     assert isinstance(dataset, EpisodeDataset)
     scene = recorded_scene(dataset.info)  # goal markers and shared starts as the prompt data had them
+    settings = _RunSettings(episodes_per_task, seed, out_dir, video, image_size, prompt_frames)
     results: dict[str, dict] = {}
     bar = tqdm(total=len(tasks) * episodes_per_task, desc="closed loop", unit="ep", disable=not progress)
     for task in tasks:
-        episodes = []
         # The robot camera renders at the recorded data's resolution; frames_to_tensor resizes for the policy.
         with MetaWorldEnv(
             task,
@@ -199,51 +257,17 @@ def evaluate_closed_loop(
                 policy.bind_env(env)
             partner = OPPOSITE_TASK.get(task) if prompt_swap else None
             probe = TaskSuccessProbe(env, partner) if partner in tasks else None
-            for i in range(episodes_per_task):
-                prompt_episode = dataset.episode(prompts[task][i % len(prompts[task])])
-                indices = sample_prompt_frames(prompt_episode.length, prompt_frames)
-                raw_prompt = prompt_episode.frames(prompt_source.camera, indices)
-                layout_seed = episode_seed(seed, task, i, EVAL_PURPOSE)
-                outcome = _run_episode(
-                    policy,
-                    env,
-                    prompt_for(policy, task_index(task), frames_to_tensor(raw_prompt, image_size)),
-                    layout_seed,
-                    image_size,
-                    video and i == 0,
-                    probe,
+            try:
+                episodes = _evaluate_task(
+                    policy, task, prompt_source, env, probe, settings, lambda: bar.update(1)
                 )
-                episodes.append(
-                    {
-                        "seed": layout_seed,
-                        "success": outcome.success,
-                        "first_done": outcome.first_done,
-                        "steps": env.steps,
-                        "prompt_episode": prompt_episode.record.episode_index,
-                    }
-                )
-                if video and i == 0:
-                    prompt_video = prompt_episode.frames(prompt_source.camera)
-                    label = f"prompt: {prompt_source.camera} ep {prompt_episode.record.episode_index}"
-                    write_side_by_side(
-                        out_dir / f"rollout_{task}.mp4",
-                        side_by_side(prompt_video, np.stack(outcome.frames), label, outcome.labels),
-                    )
-                bar.update(1)
-            if probe is not None:
-                probe.close()
-        successes = sum(e["success"] for e in episodes)
-        results[task] = {
-            "success_rate": successes / episodes_per_task,
-            "successes": successes,
-            "episodes": episodes_per_task,
-            "ci95": wilson_interval(successes, episodes_per_task),
-            "mean_steps": float(np.mean([e["steps"] for e in episodes])),
-            "per_episode": episodes,
-        }
-        bar.set_postfix({task: f"{successes}/{episodes_per_task}"}, refresh=False)
+            finally:
+                if probe is not None:
+                    probe.close()
+        results[task] = task_result(episodes)
+        bar.set_postfix({task: f"{results[task]['successes']}/{episodes_per_task}"}, refresh=False)
     bar.close()
-    total = sum(r["successes"] for r in results.values())
+    mean, mean_ci95 = pooled_success(results)
     summary = {
         "policy": type(policy).__name__,
         "prompt_camera": prompt_source.camera,
@@ -257,92 +281,9 @@ def evaluate_closed_loop(
         "temporal_ensemble_coeff": getattr(policy, "temporal_ensemble_coeff", None),
         "scene": scene,
         "tasks": results,
-        "mean_success_rate": float(np.mean([r["success_rate"] for r in results.values()])),
-        # Equal episodes per task: the pooled rate is the mean rate, and its Wilson interval the mean's.
-        "mean_ci95": wilson_interval(total, episodes_per_task * len(tasks)),
+        "mean_success_rate": mean,
+        "mean_ci95": mean_ci95,
         "prompt_swap": prompt_swap_matrix(results) if prompt_swap else {},
     }
-    atomic_write_json(out_dir / "results.json", summary)
-    atomic_write_text(out_dir / "results.md", closed_loop_markdown(summary))
+    write_closed_loop_report(summary, out_dir)
     return summary
-
-
-def prompt_swap_matrix(results: dict[str, dict]) -> dict[str, dict]:
-    """Per opposite pair evaluated together: for each prompt task, how often each task was done first.
-
-    ``{"drawer-open-v3|drawer-close-v3": {prompt: {"drawer-open-v3": {...}, "drawer-close-v3": {...},
-    "neither": {...}}}}``, each cell ``{"count", "rate", "ci95"}``; ``prompt_following`` is the diagonal's
-    pooled rate with its Wilson interval.
-    """
-    matrix: dict[str, dict] = {}
-    for task in results:
-        partner = OPPOSITE_TASK.get(task)
-        if partner not in results or f"{partner}|{task}" in matrix:
-            continue
-        pair = (task, partner)
-        rows = {}
-        for prompt in pair:
-            firsts = [e["first_done"] for e in results[prompt]["per_episode"]]
-            n = len(firsts)
-            rows[prompt] = {
-                column: {"count": k, "rate": k / n, "ci95": wilson_interval(k, n)}
-                for column, k in [(t, firsts.count(t)) for t in pair] + [("neither", firsts.count(None))]
-            }
-        followed = sum(rows[p][p]["count"] for p in pair)
-        trials = sum(results[p]["episodes"] for p in pair)
-        matrix["|".join(pair)] = {
-            "prompts": rows,
-            "prompt_following": followed / trials,
-            "prompt_following_ci95": wilson_interval(followed, trials),
-        }
-    return matrix
-
-
-def prompt_swap_markdown(matrix: dict[str, dict]) -> str:
-    """One table per pair: rows are prompts, columns the task done first (95% Wilson intervals)."""
-    if not matrix:
-        return ""
-    lines = ["## Prompt swap: which task was done first", ""]
-    for key, entry in matrix.items():
-        pair = key.split("|")
-        lines += [
-            f"| prompt | did {pair[0]} | did {pair[1]} | neither |",
-            "|---|---|---|---|",
-        ]
-        for prompt, row in entry["prompts"].items():
-            cells = [_rate_cell(row[column]) for column in (*pair, "neither")]
-            lines.append(f"| {prompt} | " + " | ".join(cells) + " |")
-        low, high = entry["prompt_following_ci95"]
-        lines += ["", f"Prompt followed: {entry['prompt_following']:.1%} [{low:.1%}, {high:.1%}]", ""]
-    return "\n".join(lines)
-
-
-def _rate_cell(cell: dict) -> str:
-    low, high = cell["ci95"]
-    return f"{cell['rate']:.0%} [{low:.0%}, {high:.0%}]"
-
-
-def closed_loop_markdown(summary: dict) -> str:
-    """A markdown table of per-task and mean success with 95% Wilson intervals."""
-    coeff = summary.get("temporal_ensemble_coeff")
-    blending = "" if coeff is None else f"; overlapping action chunks blended (coefficient {coeff})"
-    lines = [
-        f"# Closed-loop success: {summary['policy']}",
-        "",
-        f"Prompts: `{summary['prompt_camera']}` camera, `{summary['prompt_split']}` episodes of "
-        f"`{summary['prompt_dataset']}`; {summary['episodes_per_task']} episodes per task, seed {summary['seed']}, "
-        f"max {summary['max_steps']} steps{blending}.",
-        "",
-        "| task | success | 95% CI | successes | mean steps |",
-        "|---|---|---|---|---|",
-    ]
-    for task, r in summary["tasks"].items():
-        low, high = r["ci95"]
-        lines.append(
-            f"| {task} | {r['success_rate']:.1%} | [{low:.1%}, {high:.1%}] | {r['successes']}/{r['episodes']} "
-            f"| {r['mean_steps']:.0f} |"
-        )
-    low, high = summary["mean_ci95"]
-    lines.append(f"| **mean** | **{summary['mean_success_rate']:.1%}** | [{low:.1%}, {high:.1%}] | | |")
-    swap = prompt_swap_markdown(summary.get("prompt_swap", {}))
-    return "\n".join(lines) + "\n" + ("\n" + swap if swap else "")
