@@ -45,7 +45,7 @@ class ResumableRandomSampler(Sampler[tuple[int, int]]):
         self.seed = seed
         self.shuffle = shuffle
         self.epoch = 0
-        self.skip = 0
+        self._resume: tuple[int, int] | None = None  # (epoch, items already served) from a checkpoint
 
     def _rank_and_world(self) -> tuple[int, int]:
         if self._rank is not None and self._world is not None:
@@ -57,8 +57,13 @@ class ResumableRandomSampler(Sampler[tuple[int, int]]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def resume_at(self, batches_served: int, batch_size: int) -> None:
-        self.skip = batches_served * batch_size
+    def resume_at(self, epoch: int, batches_served: int, batch_size: int) -> None:
+        """Continue ``epoch`` after its first ``batches_served`` batches (a checkpoint's position)."""
+        self.epoch, self._resume = epoch, (epoch, batches_served * batch_size)
+
+    def pending_batches(self, batch_size: int) -> int:
+        """Batches of the current epoch already served before a resume (0 unless resuming this epoch)."""
+        return _pending(self._resume, self.epoch) // batch_size
 
     def _positions(self) -> np.ndarray:
         rank, world = self._rank_and_world()
@@ -75,9 +80,15 @@ class ResumableRandomSampler(Sampler[tuple[int, int]]):
         rank, _ = self._rank_and_world()
         positions = self._positions()
         seeds = np.random.default_rng([self.seed, self.epoch, rank, 1]).integers(0, 2**31 - 1, len(positions))
-        start, self.skip = self.skip, 0
+        start, self._resume = _pending(self._resume, self.epoch), None
         for index, item_seed in zip(positions[start:], seeds[start:], strict=True):
             yield int(index), int(item_seed)
+
+
+def _pending(resume: tuple[int, int] | None, epoch: int) -> int:
+    """What a checkpoint's position skips of ``epoch``: nothing unless it was saved during this very epoch (a
+    checkpoint at an epoch's end resumes at the next epoch, which the trainer sets, from its start)."""
+    return resume[1] if resume is not None and resume[0] == epoch else 0
 
 
 class ResumableBatchSampler(Sampler[list[tuple[int, int]]]):
@@ -86,7 +97,8 @@ class ResumableBatchSampler(Sampler[list[tuple[int, int]]]):
     and the skip."""
 
     def __init__(self, num_batches: int, seed: int = 0) -> None:
-        self.num_batches, self.seed, self.epoch, self.skip = num_batches, seed, 0, 0
+        self.num_batches, self.seed, self.epoch = num_batches, seed, 0
+        self._resume: tuple[int, int] | None = None  # (epoch, batches already served) from a checkpoint
 
     def batches(self, rng: np.random.Generator) -> Iterator[list[int]]:
         raise NotImplementedError
@@ -94,8 +106,12 @@ class ResumableBatchSampler(Sampler[list[tuple[int, int]]]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def resume_at(self, batches_served: int, batch_size: int) -> None:
-        self.skip = batches_served
+    def resume_at(self, epoch: int, batches_served: int, batch_size: int) -> None:
+        """Continue ``epoch`` after its first ``batches_served`` batches (a checkpoint's position)."""
+        self.epoch, self._resume = epoch, (epoch, batches_served)
+
+    def pending_batches(self, batch_size: int) -> int:
+        return _pending(self._resume, self.epoch)
 
     def __len__(self) -> int:
         return self.num_batches
@@ -103,7 +119,7 @@ class ResumableBatchSampler(Sampler[list[tuple[int, int]]]):
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0  # ranks draw apart
         seeds = np.random.default_rng([self.seed, self.epoch, rank, 1])
-        start, self.skip = self.skip, 0
+        start, self._resume = _pending(self._resume, self.epoch), None
         for number, batch in enumerate(self.batches(np.random.default_rng([self.seed, self.epoch, rank]))):
             item_seeds = seeds.integers(0, 2**31 - 1, len(batch))
             if number >= start:
@@ -168,11 +184,7 @@ class ResumableDataLoader(DataLoader):
         return self.sampler if isinstance(self.sampler, ResumableRandomSampler) else self.batch_sampler
 
     def __iter__(self) -> Iterator[Any]:
-        sampler = self._resumable
-        if isinstance(sampler, ResumableRandomSampler):
-            self._batches_served = sampler.skip // max(self.batch_size or 1, 1)
-        else:
-            self._batches_served = sampler.skip
+        self._batches_served = self._resumable.pending_batches(max(self.batch_size or 1, 1))
         for batch in super().__iter__():
             self._batches_served += 1
             yield batch
@@ -181,6 +193,4 @@ class ResumableDataLoader(DataLoader):
         return {"epoch": self._resumable.epoch, "batches_served": self._batches_served}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        sampler = self._resumable
-        sampler.set_epoch(int(state["epoch"]))
-        sampler.resume_at(int(state["batches_served"]), self.batch_size or 1)
+        self._resumable.resume_at(int(state["epoch"]), int(state["batches_served"]), self.batch_size or 1)

@@ -112,6 +112,12 @@ class ExpertTeleop:
 
     def finish_episode(self) -> None:
         if self.episode >= 0:
+            # Every action the simulator applied this episode is published before it asks for the next
+            # episode, but on another channel than this call: wait until they have reached this process, and
+            # a little longer for the recorder's copies, before stopping (CI once lost an episode's last row).
+            answered = sum(len(images) for images in self.images)
+            wait_for(lambda: len(self.applied) >= answered, 10, "the episode's applied actions")
+            time.sleep(0.3)
             stopped = self.recorder.stop(self.success)
             assert stopped.success, stopped.message
             self.outcomes.append(self.success)
@@ -159,10 +165,7 @@ def test_record_the_expert_train_and_deploy(ros_threads: Node, launch, tmp_path:
     )  # fmt: skip
     assert sim.proc.wait(240) == 0, sim.log()
     assert f"{TRAIN + VAL} episodes done (0 command timeouts)" in sim.log(), sim.log()
-    # the simulator is done: stop the last recording once its last actions, published just before it
-    # exited, have reached the recorder too (they reach this process first; CI once lost the last one's row)
-    time.sleep(1.0)
-    teleop.finish_episode()
+    teleop.finish_episode()  # the last recording: the simulator has exited
     teleop.active = False
     episodes = re.findall(r"episode \d+ \(seed \d+\): (success|failure) after (\d+) steps", sim.log())
     assert [(o == "success", int(n)) for o, n in episodes] == [

@@ -120,3 +120,26 @@ def test_empty_dataset_and_unreadable_datasets_are_clear_errors() -> None:
         ResumableDataLoader(object(), sampler=ResumableRandomSampler(3))
     with pytest.raises(TypeError, match="exactly one"):
         ResumableDataLoader(Draws(), sampler=ResumableRandomSampler(10), batch_sampler=PairBatches())
+
+
+@pytest.mark.parametrize("sampling", ["sampler", "batch_sampler"])
+def test_a_position_saved_at_an_epochs_end_resumes_the_next_epoch_whole(sampling: str) -> None:
+    def loader() -> ResumableDataLoader:
+        if sampling == "sampler":
+            return ResumableDataLoader(Draws(), sampler=ResumableRandomSampler(10, seed=2), batch_size=2)
+        return ResumableDataLoader(Draws(), batch_sampler=PairBatches(seed=2))
+
+    straight = loader()
+    list(straight)  # epoch 0 to its end: the trainer saves this position, then sets the next epoch
+    state = straight.state_dict()
+    assert state == {"epoch": 0, "batches_served": 5}
+    straight._resumable.set_epoch(1)
+    expected = list(straight)
+    resumed = loader()
+    resumed.load_state_dict(state)
+    resumed._resumable.set_epoch(1)  # as Lightning does at the start of each epoch
+    got = list(resumed)
+    assert len(got) == len(expected) == 5, "a finished epoch's position must not skip the next epoch"
+    for a, b in zip(expected, got, strict=True):
+        for x, y in zip(a, b, strict=True):
+            assert x.tolist() == y.tolist()
