@@ -104,6 +104,10 @@ class ExpertTeleop:
             time.sleep(0.1)  # the simulator's publishers are new: the recorder may not have matched them yet
             started = self.recorder.start()
         assert started.success, started.message
+        if self.episode == 0:
+            # the recorder has matched the simulator's new publishers; the simulator's side of that match
+            # (which decides whether its first images reach the recorder) may come a little later
+            time.sleep(1.0)
         self.env.reset(episode_seed(SEED, TASK, self.episode, EVAL_PURPOSE))
         self.success = False
         self.images.append([])
@@ -149,7 +153,7 @@ def test_record_the_expert_train_and_deploy(ros_threads: Node, launch, tmp_path:
         "ros_nodes.episode_recorder", "episode_recorder",
         {"dataset": str(dataset), "cameras": "robot", "image_topics": "image", "action_topic": "applied_action",
          "action_type": "float32_multi_array", "action_names": "dx,dy,dz,gripper", "fps": 80, "task": TASK,
-         "task_text": "reach the goal", "robot": "metaworld-sawyer"},
+         "task_text": "reach the goal", "robot": "metaworld-sawyer", "max_age_s": 5.0},
     )  # fmt: skip
     client = RecorderClient(ros_threads, callback_group=ReentrantCallbackGroup())
     teleop = ExpertTeleop(ros_threads, client)
@@ -177,7 +181,7 @@ def test_record_the_expert_train_and_deploy(ros_threads: Node, launch, tmp_path:
     assert [(r.length, r.success, r.split) for r in recorded.records] == [
         (len(images), success, "train" if i < TRAIN else "val")
         for i, (images, success) in enumerate(zip(teleop.images, teleop.outcomes, strict=True))
-    ]
+    ], recorder.log()  # a lock-step round trip can exceed the default 0.5 s max_age_s on a loaded machine
     assert all(teleop.outcomes), "the scripted expert reaches the goal"
     assert recorded.info.action_names == ("dx", "dy", "dz", "gripper") and recorded.info.fps == 80
     with teleop.lock:
@@ -204,31 +208,43 @@ def test_record_the_expert_train_and_deploy(ros_threads: Node, launch, tmp_path:
     assert checkpoint.is_file()
 
     policy_actions: list[list[float]] = []
-    ros_threads.create_subscription(
+    action_subscription = ros_threads.create_subscription(
         Float32MultiArray, "action", lambda m: policy_actions.append(list(m.data)), 100
     )
     with teleop.lock:
         before = len(teleop.applied)
+    # The simulator starts stepping once the service it calls at each episode start exists; the test offers
+    # it only after its subscriptions to the simulator's applied actions and to the policy's actions are
+    # matched, so none of either is missed.
     deploy = launch(
         "ros_nodes.sim_robot_node", "sim_robot_node",
         {"task": TASK, "seed": SEED + 1, "num_episodes": 1, "max_episode_steps": 20, "image_size": SIZE,
-         "max_linear_speed": SPEED, "command_timeout_s": 5.0},
+         "max_linear_speed": SPEED, "command_timeout_s": 5.0, "policy_reset_service": "/teleop/deploy_go"},
     )  # fmt: skip
-    wait_matched(teleop.applied_subscription, deploy)  # it steps only once the policy is up: none is missed
     policy = launch(
         "ros_nodes.policy_node", "policy_node",
         {"checkpoint": str(checkpoint), "prompt_video": str(recorded.episode(TRAIN).video_path("robot")),
          "control_rate_hz": 100.0, "image_timeout_s": 2.0, "max_linear_speed": SPEED},
     )  # fmt: skip
+    wait_matched(teleop.applied_subscription, deploy)
+    wait_for(lambda: action_subscription.get_publisher_count() >= 1, 60, "the policy's action publisher")
+    assert ros_threads.create_client(Trigger, "/policy_node/reset").wait_for_service(60), policy.log()
+    time.sleep(1.0)  # and the policy's command publishers and the simulator's subscriptions match each other
+
+    def go(_request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success = True
+        return response
+
+    ros_threads.create_service(Trigger, "/teleop/deploy_go", go)
     assert deploy.proc.wait(180) == 0, deploy.log()
-    assert "1 episodes done (0 command timeouts)" in deploy.log(), deploy.log() + policy.log()
+    assert "1 episodes done (0 command timeouts)" in deploy.log(), deploy.log() + "\n" + policy.log()
     assert policy.alive(), policy.log()
     [steps] = re.findall(r"episode 0 \(seed \d+\): (?:success|failure) after (\d+) steps", deploy.log())
     wait_for(lambda: len(teleop.applied) - before >= int(steps), 10, "the applied actions")
     with teleop.lock:
         applied = np.array(teleop.applied[before:], np.float32)
-    # the simulator applied the trained policy's actions (the first few may precede DDS matching this
-    # test's subscription to the policy, the rest must agree one for one)
+    # the simulator applied the trained policy's actions, one for one
+    wait_for(lambda: len(policy_actions) >= int(steps), 10, "the policy's actions")
     received = np.array(policy_actions, np.float32)
-    assert len(applied) == int(steps) and 0 < len(received) <= len(applied)
-    np.testing.assert_array_equal(applied[len(applied) - len(received) :], received)
+    assert len(applied) == len(received) == int(steps)
+    np.testing.assert_array_equal(applied, received)
