@@ -25,6 +25,15 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from detection.training.random_state import capture, restore
+
+
+def process_rank_and_world() -> tuple[int, int]:
+    """This process's rank and the world size of the initialised process group (else 0 and 1)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
 
 class ResumableRandomSampler(Sampler[tuple[int, int]]):
     """Yields ``(dataset_index, item_seed)`` pairs: a seeded permutation per epoch, sharded by rank."""
@@ -50,9 +59,7 @@ class ResumableRandomSampler(Sampler[tuple[int, int]]):
     def _rank_and_world(self) -> tuple[int, int]:
         if self._rank is not None and self._world is not None:
             return self._rank, self._world
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank(), dist.get_world_size()
-        return 0, 1
+        return process_rank_and_world()
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -117,7 +124,7 @@ class ResumableBatchSampler(Sampler[list[tuple[int, int]]]):
         return self.num_batches
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0  # ranks draw apart
+        rank, _ = process_rank_and_world()  # ranks draw apart
         seeds = np.random.default_rng([self.seed, self.epoch, rank, 1])
         start, self._resume = _pending(self._resume, self.epoch), None
         for number, batch in enumerate(self.batches(np.random.default_rng([self.seed, self.epoch, rank]))):
@@ -142,16 +149,14 @@ class SeededItems(Dataset):
         index, item_seed = key
         if callable(getattr(self.dataset, "get_item", None)):
             return self.dataset.get_item(index, np.random.default_rng(item_seed))
-        saved = random.getstate(), np.random.get_state()
-        with torch.random.fork_rng(devices=[]):
-            random.seed(item_seed)
-            np.random.seed(item_seed)
-            torch.manual_seed(item_seed)
-            try:
-                return self.dataset[index]
-            finally:
-                random.setstate(saved[0])
-                np.random.set_state(saved[1])
+        saved = capture()  # the caller's generators, put back whatever the dataset draws
+        random.seed(item_seed)
+        np.random.seed(item_seed)
+        torch.manual_seed(item_seed)
+        try:
+            return self.dataset[index]
+        finally:
+            restore(saved)
 
 
 class ResumableDataLoader(DataLoader):
