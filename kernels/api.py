@@ -9,6 +9,7 @@ import torch
 
 import kernels.checks as checks
 import kernels.dispatch as dispatch
+from kernels.calls import BoxRPBCall, NeighborhoodCall, RoutingCall
 
 
 def _needs_grad(*tensors: torch.Tensor) -> bool:
@@ -56,7 +57,7 @@ def boxrpb_attention(
     scale = checks.default_scale(d, scale)
     chosen = dispatch.resolve(backend, q.device, _needs_grad(q, k, v, bias_x, bias_y))
     impl = dispatch.implementation("boxrpb", chosen)
-    return impl.boxrpb_attention(q, k, v, bias_x, bias_y, key_padding_mask, scale)
+    return impl.boxrpb_attention(BoxRPBCall(q, k, v, bias_x, bias_y, key_padding_mask, scale))
 
 
 def routed_attention(
@@ -102,7 +103,7 @@ def routed_attention(
     scale = checks.default_scale(d, scale)
     chosen = dispatch.resolve(backend, q.device, _needs_grad(q, k, v))
     impl = dispatch.implementation("routing", chosen)
-    return impl.routed_attention(q, k, v, topk_index, region_size, scale)
+    return impl.routed_attention(RoutingCall(q, k, v, topk_index, region_size, scale))
 
 
 def neighborhood_attention_2d(
@@ -138,4 +139,4 @@ def neighborhood_attention_2d(
     scale = checks.default_scale(q.shape[-1], scale)
     chosen = dispatch.resolve(backend, q.device, _needs_grad(q, k, v))
     impl = dispatch.implementation("neighborhood", chosen)
-    return impl.neighborhood_attention_2d(q, k, v, kernel, dil, scale)
+    return impl.neighborhood_attention_2d(NeighborhoodCall(q, k, v, kernel, dil, scale))

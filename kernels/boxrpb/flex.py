@@ -8,18 +8,12 @@ import torch
 from torch.nn.attention.flex_attention import BlockMask
 
 from kernels.boxrpb.reference import PADDING_LOGIT
+from kernels.calls import BoxRPBCall
 from kernels.flex_common import flex
 
 
-def boxrpb_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    bias_x: torch.Tensor,
-    bias_y: torch.Tensor,
-    key_padding_mask: torch.Tensor | None,
-    scale: float,
-) -> torch.Tensor:
+def boxrpb_attention(call: BoxRPBCall) -> torch.Tensor:
+    q, k, v, bias_x, bias_y, key_padding_mask, scale = call
     width = bias_x.shape[-1]
     if key_padding_mask is None:
 

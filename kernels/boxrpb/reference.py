@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import torch
 
+from kernels.calls import BoxRPBCall
+
 PADDING_LOGIT = -100.0  # what the official decoder adds to padded keys' logits
 
 
-def boxrpb_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    bias_x: torch.Tensor,
-    bias_y: torch.Tensor,
-    key_padding_mask: torch.Tensor | None,
-    scale: float,
-) -> torch.Tensor:
+def boxrpb_attention(call: BoxRPBCall) -> torch.Tensor:
+    q, k, v, bias_x, bias_y, key_padding_mask, scale = call
     bias = (bias_y[..., :, None] + bias_x[..., None, :]).flatten(-2)  # [B, h, Q, H*W]
     logits = (q * scale) @ k.transpose(-2, -1) + bias
     if key_padding_mask is not None:

@@ -17,6 +17,7 @@ import triton
 import triton.language as tl
 
 from kernels.boxrpb.reference import PADDING_LOGIT
+from kernels.calls import BoxRPBCall
 from kernels.triton_common import (
     LOG2E,
     TUNE_ARGS,
@@ -265,15 +266,8 @@ class _BoxRPBAttention(torch.autograd.Function):
         return dq, dk, dv, dbx, dby.to(bias_y.dtype), None, None
 
 
-def boxrpb_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    bias_x: torch.Tensor,
-    bias_y: torch.Tensor,
-    key_padding_mask: torch.Tensor | None,
-    scale: float,
-) -> torch.Tensor:
+def boxrpb_attention(call: BoxRPBCall) -> torch.Tensor:
+    q, k, v, bias_x, bias_y, key_padding_mask, scale = call
     run_dtype = compute_dtype(q.dtype)
     inputs = (t.to(run_dtype) for t in (q, k, v, bias_x, bias_y))
     return _BoxRPBAttention.apply(*inputs, key_padding_mask, scale).to(q.dtype)

@@ -10,6 +10,7 @@ import functools
 import torch
 from torch.nn.attention.flex_attention import BlockMask, create_block_mask
 
+from kernels.calls import NeighborhoodCall
 from kernels.flex_common import flex
 from kernels.neighborhood.window import window_start
 
@@ -33,14 +34,8 @@ def window_block_mask(
     return create_block_mask(mask_mod, None, None, n, n, device=device, _compile=True)
 
 
-def neighborhood_attention_2d(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    kernel_size: tuple[int, int],
-    dilation: tuple[int, int],
-    scale: float,
-) -> torch.Tensor:
+def neighborhood_attention_2d(call: NeighborhoodCall) -> torch.Tensor:
+    q, k, v, kernel_size, dilation, scale = call
     b, h, height, width, d = q.shape
     n = height * width
     block_mask = window_block_mask(height, width, tuple(kernel_size), tuple(dilation), q.device)

@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import torch
 
+from kernels.calls import NeighborhoodCall
 from kernels.neighborhood.window import neighbor_index
 
 
-def neighborhood_attention_2d(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    kernel_size: tuple[int, int],
-    dilation: tuple[int, int],
-    scale: float,
-) -> torch.Tensor:
+def neighborhood_attention_2d(call: NeighborhoodCall) -> torch.Tensor:
+    q, k, v, kernel_size, dilation, scale = call
     b, h, height, width, d = q.shape
     rows = neighbor_index(height, kernel_size[0], dilation[0], q.device)  # [H, kh]
     cols = neighbor_index(width, kernel_size[1], dilation[1], q.device)  # [W, kw]

@@ -13,6 +13,7 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels.calls import NeighborhoodCall
 from kernels.triton_common import LOG2E, block_for, compute_dtype, dot_precision, tuning_configs
 
 # (tiles, num_warps, num_stages); the first is the interpreter's. Query patch TILE_H x TILE_W, key tile
@@ -193,14 +194,8 @@ class _NeighborhoodAttention(torch.autograd.Function):
         return dq, dk.to(k.dtype), dv.to(v.dtype), None, None, None
 
 
-def neighborhood_attention_2d(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    kernel_size: tuple[int, int],
-    dilation: tuple[int, int],
-    scale: float,
-) -> torch.Tensor:
+def neighborhood_attention_2d(call: NeighborhoodCall) -> torch.Tensor:
+    q, k, v, kernel_size, dilation, scale = call
     run_dtype = compute_dtype(q.dtype)
     out = _NeighborhoodAttention.apply(
         q.to(run_dtype), k.to(run_dtype), v.to(run_dtype), kernel_size, dilation, scale

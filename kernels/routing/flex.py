@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch.nn.attention.flex_attention import BlockMask
 
+from kernels.calls import RoutingCall
 from kernels.flex_common import IndexedCache, flex
 
 BLOCK = 128  # FlexAttention's default sparse block size
@@ -54,14 +55,8 @@ def block_mask_for(topk_index: torch.Tensor, n: int, region_size: int) -> BlockM
     return _MASKS.get(topk_index, (n, region_size), lambda: routed_block_mask(topk_index, n, region_size))
 
 
-def routed_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    topk_index: torch.Tensor,
-    region_size: int,
-    scale: float,
-) -> torch.Tensor:
+def routed_attention(call: RoutingCall) -> torch.Tensor:
+    q, k, v, topk_index, region_size, scale = call
     n = q.shape[2]
     block_mask = _MASKS.get(
         topk_index, (n, region_size), lambda: routed_block_mask(topk_index, n, region_size)

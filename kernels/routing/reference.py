@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from kernels.calls import RoutingCall
+
 
 def _gather_regions(x: torch.Tensor, topk_index: torch.Tensor) -> torch.Tensor:
     """[B, h, R, T, d] and [B, R, k] -> [B, h, R, k*T, d], copying each routed region (as KVGather does)."""
@@ -21,14 +23,8 @@ def _gather_regions(x: torch.Tensor, topk_index: torch.Tensor) -> torch.Tensor:
     return gathered.reshape(b, h, r, k * t, d)
 
 
-def routed_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    topk_index: torch.Tensor,
-    region_size: int,
-    scale: float,
-) -> torch.Tensor:
+def routed_attention(call: RoutingCall) -> torch.Tensor:
+    q, k, v, topk_index, region_size, scale = call
     b, h, n, d = q.shape
     regions = n // region_size
     q_r = q.reshape(b, h, regions, region_size, d)

@@ -15,6 +15,7 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels.calls import RoutingCall
 from kernels.triton_common import (
     LOG2E,
     TUNE_ARGS,
@@ -210,14 +211,8 @@ class _RoutedAttention(torch.autograd.Function):
         return dq, dk.to(k.dtype), dv.to(v.dtype), None, None, None
 
 
-def routed_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    topk_index: torch.Tensor,
-    region_size: int,
-    scale: float,
-) -> torch.Tensor:
+def routed_attention(call: RoutingCall) -> torch.Tensor:
+    q, k, v, topk_index, region_size, scale = call
     run_dtype = compute_dtype(q.dtype)
     out = _RoutedAttention.apply(
         q.to(run_dtype), k.to(run_dtype), v.to(run_dtype), topk_index, region_size, scale

@@ -7,6 +7,7 @@ from tests_kernels_cases import brute_force_window, dense_attention, distinct_to
 
 import kernels
 from kernels.boxrpb import reference as boxrpb_ref
+from kernels.calls import BoxRPBCall, NeighborhoodCall, RoutingCall
 from kernels.neighborhood import reference as neighborhood_ref
 from kernels.routing import reference as routing_ref
 
@@ -23,7 +24,9 @@ def test_boxrpb_reference_adds_per_pixel_bias_and_official_padding_logit() -> No
         for x in range(width):
             bias[..., y * width + x] = bx[..., x] + by[..., y] - 100.0 * pad[:, None, None, y * width + x]
     expected = dense_attention(q, k, v, d**-0.5, bias=bias)
-    torch.testing.assert_close(boxrpb_ref.boxrpb_attention(q, k, v, bx, by, pad, d**-0.5), expected)
+    torch.testing.assert_close(
+        boxrpb_ref.boxrpb_attention(BoxRPBCall(q, k, v, bx, by, pad, d**-0.5)), expected
+    )
 
 
 def test_routing_reference_equals_attention_masked_to_routed_regions() -> None:
@@ -33,7 +36,9 @@ def test_routing_reference_equals_attention_masked_to_routed_regions() -> None:
     routed = torch.zeros(b, regions, regions, dtype=torch.bool).scatter_(2, index, True)
     allowed = routed.repeat_interleave(t, 1).repeat_interleave(t, 2)[:, None]  # [B, 1, N, N]
     expected = dense_attention(q, k, v, d**-0.5, allowed=allowed)
-    torch.testing.assert_close(routing_ref.routed_attention(q, k, v, index, t, d**-0.5), expected)
+    torch.testing.assert_close(
+        routing_ref.routed_attention(RoutingCall(q, k, v, index, t, d**-0.5)), expected
+    )
 
 
 def test_neighborhood_reference_equals_attention_masked_to_windows() -> None:
@@ -43,7 +48,8 @@ def test_neighborhood_reference_equals_attention_masked_to_windows() -> None:
     flat = [t.reshape(b, h, height * width, d) for t in (q, k, v)]
     expected = dense_attention(*flat, d**-0.5, allowed=allowed).reshape(q.shape)
     torch.testing.assert_close(
-        neighborhood_ref.neighborhood_attention_2d(q, k, v, kernel, dilation, d**-0.5), expected
+        neighborhood_ref.neighborhood_attention_2d(NeighborhoodCall(q, k, v, kernel, dilation, d**-0.5)),
+        expected,
     )
 
 
