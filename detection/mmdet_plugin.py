@@ -2,8 +2,8 @@
 
 Load it from a config with ``custom_imports = dict(imports=["detection.mmdet_plugin"], allow_failed_imports=False)``
 (see ``detection/configs/plain_detr_boxrpb_synthetic.py``). The only module of the package that imports
-mmdet/mmcv/mmengine; the math stays in ``detection.plain_detr`` (this wraps :class:`PlainDETR`, its losses and its
-post-processing). Needs the ``mmdet`` extra with mmcv's compiled ops (``make mmdet``).
+mmdet/mmcv (mmengine also in ``detection.mmengine_checkpoints``, which it calls); the math stays in
+``detection.plain_detr`` (this wraps :class:`PlainDETR`, its losses and its post-processing). Needs the ``mmdet`` extra with mmcv's compiled ops (``make mmdet``).
 """
 
 from __future__ import annotations
@@ -20,14 +20,17 @@ from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from detection import biformer
+from detection.mmengine_checkpoints import allow_mmengine_checkpoints
 from detection.plain_detr.config import PlainDETRConfig
 from detection.plain_detr.losses import SetCriterion
 from detection.plain_detr.matcher import Target
 from detection.plain_detr.model import DecoderInputs, MemoryInputs, PlainDETR, hybrid_self_attn_mask
 from detection.plain_detr.postprocess import topk_detections
+from detection.registry import create_model, list_models
 
 __all__ = ["BiFormer", "PlainDETRDetector"]
+
+allow_mmengine_checkpoints()  # mmdet tools, load_from and resume read checkpoints with weights_only=True
 
 
 @MODELS.register_module()
@@ -35,7 +38,7 @@ class BiFormer(BaseModule):
     """The package's BiFormer (``detection.biformer``) as an mmdet backbone: a tuple of NCHW maps at strides
     ``(4, 8, 16, 32)[i]`` for ``i`` in ``out_indices``.
 
-    ``arch``: ``tiny`` | ``small`` | ``base``, or ``None`` to give ``depth``, ``embed_dim``, ... in ``kwargs``.
+    ``arch``: ``tiny`` | ``small`` | ``base`` (the registry's ``biformer_<arch>``), or ``None`` to give ``depth``, ``embed_dim``, ... in ``kwargs``.
     ``checkpoint_path``: official ImageNet weights (``load_official_checkpoint``). Stages after the last output
     are dropped (they would run for nothing and get no gradient).
     """
@@ -50,15 +53,21 @@ class BiFormer(BaseModule):
     ) -> None:
         super().__init__(init_cfg=init_cfg)
         out_indices = tuple(int(i) for i in out_indices)
-        if arch is None:
-            body = biformer.BiFormer(num_classes=0, out_indices=out_indices, **kwargs)
-            if checkpoint_path is not None:
-                biformer.load_official_checkpoint(body, checkpoint_path)
-        elif arch in ("tiny", "small", "base"):
-            build = getattr(biformer, f"biformer_{arch}")
-            body = build(num_classes=0, checkpoint_path=checkpoint_path, out_indices=out_indices, **kwargs)
-        else:
-            raise ValueError(f"arch must be tiny, small, base or None, got {arch!r}")
+        archs = [
+            name.removeprefix("biformer_")
+            for name in list_models("classifier")
+            if name.startswith("biformer_")
+        ]
+        if arch is not None and arch not in archs:
+            raise ValueError(f"arch must be one of {archs} or None, got {arch!r}")
+        body = create_model(
+            "classifier",
+            "biformer" if arch is None else f"biformer_{arch}",
+            num_classes=0,
+            checkpoint_path=checkpoint_path,
+            out_indices=out_indices,
+            **kwargs,
+        )
         last = max(out_indices) + 1
         del body.downsample_layers[last:]
         del body.stages[last:]

@@ -170,9 +170,7 @@ def test_a_backbone_at_the_wrong_stride_is_refused(cfg: Config) -> None:
         build_model(Config(dict(model=model_cfg))).extract_feat(torch.rand(1, 3, 96, 128))
 
 
-def test_runner_trains_evaluates_and_reloads_with_coco_metric(
-    cfg: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_runner_trains_evaluates_and_reloads_with_coco_metric(cfg: Config, tmp_path: Path) -> None:
     run_cfg = copy.deepcopy(cfg)
     run_cfg.work_dir = str(tmp_path / "train")
     run_cfg.train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=1, val_interval=1)  # 3 iterations + val
@@ -186,9 +184,8 @@ def test_runner_trains_evaluates_and_reloads_with_coco_metric(
     assert {"coco/bbox_mAP", "coco/bbox_mAP_50", "coco/bbox_mAP_s"} <= set(metrics)
     assert all(0.0 <= metrics[k] <= 1.0 for k in ("coco/bbox_mAP", "coco/bbox_mAP_50"))
 
-    # Evaluating the saved checkpoint, as mmdet's tools/test.py does. mmengine 0.10 checkpoints pickle its
-    # HistoryBuffer and numpy arrays, which torch >= 2.6 loads only with weights_only=False: torch's variable.
-    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    # Evaluating the saved checkpoint, as mmdet's tools/test.py does, with torch's default weights_only=True
+    # load: the plugin allow-listed the message hub's types (detection/mmengine_checkpoints.py).
     test_cfg = copy.deepcopy(run_cfg)
     test_cfg.work_dir = str(tmp_path / "test")
     test_cfg.load_from = str(tmp_path / "train" / "epoch_1.pth")
