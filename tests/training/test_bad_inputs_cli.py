@@ -57,6 +57,11 @@ def _cases(folder: Path) -> list[tuple[str, list[str], str]]:
         ),
         (
             "vid2robot-train",
+            [dataset, "task=bcz", "module.policy_class=Vid2RobotPolicy"],
+            r"module\.policy_class=Vid2RobotPolicy takes a Vid2RobotConfig but module\.policy_config is a BCZConfig",
+        ),
+        (
+            "vid2robot-train",
             [dataset, "trainer.max_steps=abc"],
             r"trainer\.max_steps='abc': expected an integer",
         ),

@@ -16,9 +16,10 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from vid2robot.cli.config_checks import check_policy_schema
 from vid2robot.cli.train import register_configs, run
 from vid2robot.data.augment import VideoAugmentation
-from vid2robot.policy import load_policy
+from vid2robot.policy import load_policy, policy_classes
 
 IMAGE_SIZE = 32
 
@@ -198,3 +199,18 @@ def test_last_checkpoint_is_the_latest_state_even_with_a_monitor(
     run(compose_policy_config(training_dataset, *overrides), tmp_path)
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert last["global_step"] == 12
+
+
+POLICY_TASKS = sorted(
+    path.stem
+    for path in (Path(__file__).resolve().parents[2] / "vid2robot" / "conf" / "task").glob("*.yaml")
+    if "policy_class" in path.read_text() or "\n  - policy\n" in path.read_text()
+)
+
+
+@pytest.mark.parametrize("task", POLICY_TASKS)
+def test_every_policy_task_config_pairs_its_class_with_that_class_schema(task: str, tmp_path: Path) -> None:
+    config = compose_policy_config(tmp_path, f"task={task}", policy=[])
+    check_policy_schema(config.module)
+    expected = policy_classes()[config.module.policy_class].config_class
+    assert OmegaConf.get_type(config.module.policy_config) is expected

@@ -16,6 +16,8 @@ from typing import Any
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
+from vid2robot.policy import policy_classes
+
 _SCALARS = {int: "an integer", float: "a number", bool: "true or false"}
 
 
@@ -93,3 +95,20 @@ def _example(allowed: set[type]) -> str:
     if bool in allowed:
         return "true"
     return "null"
+
+
+def check_policy_schema(module: DictConfig) -> None:
+    """Refuse a ``module.policy_config`` schema of another policy than ``module.policy_class``."""
+    if "policy_class" not in module or "policy_config" not in module:
+        return
+    classes = policy_classes()
+    name = module.policy_class
+    if name not in classes:
+        raise ValueError(f"module.policy_class={name!r} is not a policy; expected one of {sorted(classes)}")
+    expected, got = classes[name].config_class, OmegaConf.get_type(module.policy_config)
+    if got is not dict and got is not expected:
+        raise ValueError(
+            f"module.policy_class={name} takes a {expected.__name__} but module.policy_config is a "
+            f"{getattr(got, '__name__', got)}: set the schema to match, "
+            f"e.g. 'override /schema/policy@module.policy_config: {name}' in the task YAML"
+        )

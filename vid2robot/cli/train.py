@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from detection.safe_files import atomic_write_text
 from detection.training.random_state import RandomStateCheckpoint
-from vid2robot.cli.config_checks import check_trainer_config, check_value_types
+from vid2robot.cli.config_checks import check_policy_schema, check_trainer_config, check_value_types
 from vid2robot.cli.errors import report_user_errors
 from vid2robot.conf.schemas import register_configs
 from vid2robot.training.checkpoint_io import AtomicCheckpointIO, checkpoint_step, readable_resume_checkpoint
@@ -97,6 +97,7 @@ def run(cfg: DictConfig, run_dir: Path, extra_callbacks: Sequence[Callback] = ()
             raise ValueError(f"the task config must define `{key}` with a _target_ (got task without it)")
     check_trainer_config(cfg.trainer)
     check_value_types(cfg)
+    check_policy_schema(cfg.module)
     ckpt_path = resolve_checkpoint(cfg.ckpt_path, run_dir)
     loggers = _loggers(list(cfg.loggers), run_dir, checkpoint_step(Path(ckpt_path)) if ckpt_path else None)
     L.seed_everything(cfg.seed, workers=True)

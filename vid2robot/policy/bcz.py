@@ -8,7 +8,7 @@ evaluators treat both alike; only the current (last) robot frame is used, as in 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -26,6 +26,8 @@ from vid2robot.policy.validation import check_same_batch, check_video
 @dataclass
 class BCZConfig(PlainConfig):
     """Defaults are the small CPU variant; ``paper()`` gives ResNet-18 widths and depths."""
+
+    PRESETS: ClassVar[tuple[str, ...]] = ("paper",)
 
     image_size: int = 96
     prompt_frames: int = 16

@@ -7,7 +7,7 @@ The config is a flat dataclass of plain values so that it round-trips through ``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from detection.plain_config import PlainConfig
 from vid2robot.policy.action_normalization import check_action_range
@@ -23,6 +23,8 @@ def _check_positive(name: str, value: int | float) -> None:
 @dataclass
 class Vid2RobotConfig(PlainConfig):
     """Sizes of every Vid2Robot module; defaults are the small CPU config (see ``small()``/``paper()``)."""
+
+    PRESETS: ClassVar[tuple[str, ...]] = ("paper",)
 
     image_size: int = 96
     prompt_frames: int = 16  # paper: 16 prompt frames, first and last always included
