@@ -68,3 +68,19 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 def dot_precision(dtype: torch.dtype) -> str:
     """fp32 inputs keep fp32 products (as torch matmul does by default); half types use the tensor cores."""
     return "ieee" if dtype == torch.float32 else "tf32"
+
+
+def apply_in_compute_dtype(
+    function: type[torch.autograd.Function], tensors: Sequence[torch.Tensor], *rest: object
+) -> torch.Tensor:
+    """``function.apply`` on ``tensors`` cast to the kernels' dtype (``compute_dtype``), then ``rest``; the output
+    comes back in the first tensor's dtype."""
+    run_dtype = compute_dtype(tensors[0].dtype)
+    return function.apply(*(t.to(run_dtype) for t in tensors), *rest).to(tensors[0].dtype)
+
+
+def backward_inputs(grad_out: torch.Tensor, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """FlashAttention-2's backward preprocessing: ``dO`` contiguous in the output's dtype, and the fp32 row term
+    ``delta = rowsum(dO * O)`` every backward kernel reads."""
+    grad_out = grad_out.contiguous().to(out.dtype)
+    return grad_out, (grad_out.float() * out.float()).sum(-1)

@@ -21,8 +21,9 @@ from kernels.calls import BoxRPBCall
 from kernels.triton_common import (
     LOG2E,
     TUNE_ARGS,
+    apply_in_compute_dtype,
+    backward_inputs,
     block_for,
-    compute_dtype,
     dot_precision,
     prune_to,
     size_class,
@@ -246,8 +247,7 @@ class _BoxRPBAttention(torch.autograd.Function):
     def backward(ctx, grad_out):
         q, k, v, bias_x, bias_y, pad, out, lse = ctx.saved_tensors
         b, h, n_q, d = q.shape
-        grad_out = grad_out.contiguous().to(q.dtype)
-        delta = (grad_out.float() * out.float()).sum(-1)
+        grad_out, delta = backward_inputs(grad_out, out)
         dq, dk, dv, dbx = (torch.empty_like(t) for t in (q, k, v, bias_x))
         dby = torch.zeros(bias_y.shape, device=q.device, dtype=torch.float32)  # accumulated across chunks
         scalars = _scalars(q, bias_x, bias_y, ctx.scale)
@@ -268,6 +268,4 @@ class _BoxRPBAttention(torch.autograd.Function):
 
 def boxrpb_attention(call: BoxRPBCall) -> torch.Tensor:
     q, k, v, bias_x, bias_y, key_padding_mask, scale = call
-    run_dtype = compute_dtype(q.dtype)
-    inputs = (t.to(run_dtype) for t in (q, k, v, bias_x, bias_y))
-    return _BoxRPBAttention.apply(*inputs, key_padding_mask, scale).to(q.dtype)
+    return apply_in_compute_dtype(_BoxRPBAttention, (q, k, v, bias_x, bias_y), key_padding_mask, scale)

@@ -14,7 +14,14 @@ import triton
 import triton.language as tl
 
 from kernels.calls import NeighborhoodCall
-from kernels.triton_common import LOG2E, block_for, compute_dtype, dot_precision, tuning_configs
+from kernels.triton_common import (
+    LOG2E,
+    apply_in_compute_dtype,
+    backward_inputs,
+    block_for,
+    dot_precision,
+    tuning_configs,
+)
 
 # (tiles, num_warps, num_stages); the first is the interpreter's. Query patch TILE_H x TILE_W, key tile
 # KEY_ROWS x KEY_COLS; both products are powers of two >= 16 (tl.dot).
@@ -182,8 +189,7 @@ class _NeighborhoodAttention(torch.autograd.Function):
     def backward(ctx, grad_out):
         q, k, v, out, lse = ctx.saved_tensors
         _, _, height, width, d = q.shape
-        grad_out = grad_out.contiguous().to(q.dtype)
-        delta = (grad_out.float() * out.float()).sum(-1)
+        grad_out, delta = backward_inputs(grad_out, out)
         dq = torch.empty_like(q)  # owned by one program; dk/dv are accumulated by overlapping windows
         dk = torch.zeros(k.shape, device=q.device, dtype=torch.float32)
         dv = torch.zeros(v.shape, device=q.device, dtype=torch.float32)
@@ -196,8 +202,4 @@ class _NeighborhoodAttention(torch.autograd.Function):
 
 def neighborhood_attention_2d(call: NeighborhoodCall) -> torch.Tensor:
     q, k, v, kernel_size, dilation, scale = call
-    run_dtype = compute_dtype(q.dtype)
-    out = _NeighborhoodAttention.apply(
-        q.to(run_dtype), k.to(run_dtype), v.to(run_dtype), kernel_size, dilation, scale
-    )
-    return out.to(q.dtype)
+    return apply_in_compute_dtype(_NeighborhoodAttention, (q, k, v), kernel_size, dilation, scale)

@@ -19,8 +19,9 @@ from kernels.calls import RoutingCall
 from kernels.triton_common import (
     LOG2E,
     TUNE_ARGS,
+    apply_in_compute_dtype,
+    backward_inputs,
     block_for,
-    compute_dtype,
     dot_precision,
     prune_to,
     size_class,
@@ -198,8 +199,7 @@ class _RoutedAttention(torch.autograd.Function):
     def backward(ctx, grad_out):
         q, k, v, topk_index, out, lse = ctx.saved_tensors
         d = q.shape[-1]
-        grad_out = grad_out.contiguous().to(q.dtype)
-        delta = (grad_out.float() * out.float()).sum(-1)
+        grad_out, delta = backward_inputs(grad_out, out)
         dq = torch.empty_like(q)  # owned by one program; dk/dv are accumulated by every routed query region
         dk = torch.zeros(k.shape, device=q.device, dtype=torch.float32)
         dv = torch.zeros(v.shape, device=q.device, dtype=torch.float32)
@@ -213,8 +213,4 @@ class _RoutedAttention(torch.autograd.Function):
 
 def routed_attention(call: RoutingCall) -> torch.Tensor:
     q, k, v, topk_index, region_size, scale = call
-    run_dtype = compute_dtype(q.dtype)
-    out = _RoutedAttention.apply(
-        q.to(run_dtype), k.to(run_dtype), v.to(run_dtype), topk_index, region_size, scale
-    )
-    return out.to(q.dtype)
+    return apply_in_compute_dtype(_RoutedAttention, (q, k, v), topk_index, region_size, scale)
