@@ -29,7 +29,11 @@ class DeployablePolicy(nn.Module):
 
     def prompt_from_batch(self, batch: dict[str, Any]) -> torch.Tensor:
         """The batched prompt this policy is conditioned on, from a ``PairedVideoDataset`` batch."""
-        return batch["task_index"] if self.prompt_kind == "task_index" else batch["prompt_video"]
+        return batch["prompt_video"]
+
+    def episode_prompt(self, task_index: int, video: torch.Tensor) -> torch.Tensor | int:
+        """What ``set_prompt`` takes for an episode of task ``task_index`` shown by ``video``."""
+        return video
 
     def __init__(self, config: Any) -> None:
         super().__init__()

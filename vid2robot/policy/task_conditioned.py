@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -47,6 +48,12 @@ class TaskIdPolicy(Vid2RobotPolicy):
 
     def __init__(self, config: TaskIdConfig | None = None) -> None:
         super().__init__(config or TaskIdConfig())
+
+    def prompt_from_batch(self, batch: dict[str, Any]) -> torch.Tensor:
+        return batch["task_index"]
+
+    def episode_prompt(self, task_index: int, video: torch.Tensor) -> int:
+        return task_index
 
     def _build_prompt_encoder(self, c: Vid2RobotConfig) -> None:
         self.task_embedding = nn.Embedding(c.num_tasks, c.prompt_latents * c.d_model)

@@ -79,10 +79,11 @@ class PromptSource:
         return indices
 
 
-def prompt_for(policy: Policy, task_id: int, video: torch.Tensor) -> torch.Tensor | int:
-    """What ``set_prompt`` takes: the task id for the oracle (``prompt_kind == "task_index"``), else the video
-    (the scripted expert, which has no ``prompt_kind``, is given the video and ignores it)."""
-    return task_id if getattr(policy, "prompt_kind", "video") == "task_index" else video
+def _prompt_for(policy: Policy, task_index: int, video: torch.Tensor) -> torch.Tensor | int:
+    """What ``set_prompt`` takes: a policy conditioned on something else than the video (the task-id oracle)
+    says so with ``episode_prompt``; a policy with only the three-method interface gets the video."""
+    choose = getattr(policy, "episode_prompt", None)
+    return video if choose is None else choose(task_index, video)
 
 
 def _as_action(output: Any, action_dim: int) -> np.ndarray:
@@ -177,7 +178,7 @@ def _evaluate_task(
         )
         layout_seed = episode_seed(settings.seed, task, i, EVAL_PURPOSE)
         record = settings.video and i == 0
-        prompt = prompt_for(policy, task_index(task), frames_to_tensor(raw_prompt, settings.image_size))
+        prompt = _prompt_for(policy, task_index(task), frames_to_tensor(raw_prompt, settings.image_size))
         outcome = _run_episode(policy, env, prompt, layout_seed, settings.image_size, record, probe)
         records.append(
             EpisodeRecord(
