@@ -16,6 +16,8 @@ class PlainConfig:
     takes config values (lists become tuples) and names any unknown key beside the keys it expects."""
 
     config_name: ClassVar[str] = ""  # how errors name the config; the class name when empty
+    # Classmethods that build named configurations (e.g. ``paper``); Hydra offers each as a schema.
+    PRESETS: ClassVar[tuple[str, ...]] = ()
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)  # type: ignore[call-overload]
