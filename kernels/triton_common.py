@@ -14,6 +14,21 @@ from kernels.dispatch import triton_interpreted
 # other globals (the interpreter does not enforce this, compiled Triton does).
 LOG2E = tl.constexpr(1.4426950408889634)
 
+
+@triton.jit
+def online_softmax_step(s, v, m_i, l_i, acc, PRECISION: tl.constexpr):
+    """One key tile of FlashAttention's online softmax: log2-domain logits ``s [M, N]`` and values ``v [N, D]``
+    update the running row max ``m_i``, normaliser ``l_i`` and output ``acc``. A row whose logits so far are all
+    -inf (no allowed key yet) stays at zero instead of producing NaN."""
+    m_new = tl.maximum(m_i, tl.max(s, 1))
+    m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
+    alpha = tl.exp2(m_i - m_use)
+    p = tl.exp2(s - m_use[:, None])
+    l_i = l_i * alpha + tl.sum(p, 1)
+    acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+    return m_new, l_i, acc
+
+
 # Integer kernel arguments that only key the autotuner: never specialised (no recompiles when they change).
 TUNE_ARGS = ("tune_m", "tune_n")
 

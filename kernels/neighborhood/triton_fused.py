@@ -20,6 +20,7 @@ from kernels.triton_common import (
     backward_inputs,
     block_for,
     dot_precision,
+    online_softmax_step,
     tuning_configs,
 )
 
@@ -109,14 +110,8 @@ def _forward(
             k = tl.load(K + kv_offsets, mask=kv_mask, other=0.0)
             s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * (scale * LOG2E)
             s = tl.where(allowed, s, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(s, 1))
-            m_use = tl.where(m_new == float("-inf"), 0.0, m_new)  # a tile may hold none of a row's neighbors
-            alpha = tl.exp2(m_i - m_use)
-            p = tl.exp2(s - m_use[:, None])
-            l_i = l_i * alpha + tl.sum(p, 1)
             v = tl.load(V + kv_offsets, mask=kv_mask, other=0.0)
-            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
-            m_i = m_new
+            m_i, l_i, acc = online_softmax_step(s, v, m_i, l_i, acc, PRECISION)  # a tile may hold no neighbor
     l_safe = tl.where(q_ok, l_i, 1.0)
     tl.store(OUT + base + rows[:, None] * head_dim + offs_d[None, :], (acc / l_safe[:, None]).to(OUT.dtype.element_ty),
              mask=row_mask)  # fmt: skip

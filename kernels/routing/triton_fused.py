@@ -23,6 +23,7 @@ from kernels.triton_common import (
     backward_inputs,
     block_for,
     dot_precision,
+    online_softmax_step,
     prune_to,
     size_class,
     tuning_configs,
@@ -93,13 +94,8 @@ def _forward(
         k = tl.load(K + kv_offsets, mask=kv_mask, other=0.0)
         s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * (scale * LOG2E)
         s = tl.where(c_ok[None, :], s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        alpha = tl.exp2(m_i - m_new)
-        p = tl.exp2(s - m_new[:, None])
-        l_i = l_i * alpha + tl.sum(p, 1)
         v = tl.load(V + kv_offsets, mask=kv_mask, other=0.0)
-        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
-        m_i = m_new
+        m_i, l_i, acc = online_softmax_step(s, v, m_i, l_i, acc, PRECISION)
     acc = acc / l_i[:, None]
     tl.store(OUT + base + rows[:, None] * head_dim + offs_d[None, :], acc.to(OUT.dtype.element_ty),
              mask=m_ok[:, None] & d_ok[None, :])  # fmt: skip
