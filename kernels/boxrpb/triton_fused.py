@@ -55,6 +55,14 @@ _KEY = ["tune_m", "tune_n", "BLOCK_D", "HAS_PAD"]
 _PRUNE = prune_to(lambda args: {"BLOCK_M": args["n_q"], "BLOCK_X": args["width"]})
 
 
+@triton.jit
+def _query_tile(n_q, height, width, head_dim, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr):
+    """This program's batch x head, key count, query rows and head-dim lanes, and their masks."""
+    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    return tl.program_id(1), height * width, offs_m, offs_d, offs_m < n_q, offs_d < head_dim
+
+
 @triton.autotune(tuning_configs(_QUERY_MAJOR), key=_KEY, prune_configs_by=_PRUNE, cache_results=True)
 @triton.jit(do_not_specialize=TUNE_ARGS)
 def _forward(
@@ -63,12 +71,7 @@ def _forward(
     HAS_PAD: tl.constexpr, PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_X: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
-    bh = tl.program_id(1)
-    n_k = height * width
-    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_d = tl.arange(0, BLOCK_D)
-    m_ok = offs_m < n_q
-    d_ok = offs_d < head_dim
+    bh, n_k, offs_m, offs_d, m_ok, d_ok = _query_tile(n_q, height, width, head_dim, BLOCK_M, BLOCK_D)
     q = tl.load(Q + bh * n_q * head_dim + offs_m[:, None] * head_dim + offs_d[None, :],
                 mask=m_ok[:, None] & d_ok[None, :], other=0.0)  # fmt: skip
     kv_base = bh * n_k * head_dim
@@ -163,12 +166,7 @@ def _backward_dq(
     HAS_PAD: tl.constexpr, PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_X: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
-    bh = tl.program_id(1)
-    n_k = height * width
-    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_d = tl.arange(0, BLOCK_D)
-    m_ok = offs_m < n_q
-    d_ok = offs_d < head_dim
+    bh, n_k, offs_m, offs_d, m_ok, d_ok = _query_tile(n_q, height, width, head_dim, BLOCK_M, BLOCK_D)
     row_mask = m_ok[:, None] & d_ok[None, :]
     q_offsets = bh * n_q * head_dim + offs_m[:, None] * head_dim + offs_d[None, :]
     q = tl.load(Q + q_offsets, mask=row_mask, other=0.0)

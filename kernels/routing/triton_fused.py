@@ -61,6 +61,27 @@ def _routed_rows(IDX, batch, region, regions, topk, region_size, cols):
     return routed_region * region_size + cols % region_size
 
 
+@triton.jit
+def _query_tile(regions, region_size, head_dim, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr):
+    """This program's query tile: its region, batch x head, token rows and their masks, and the head's offset."""
+    tiles_per_region = tl.cdiv(region_size, BLOCK_M)
+    region = tl.program_id(0) // tiles_per_region
+    bh = tl.program_id(1)
+    n = regions * region_size
+    local = (tl.program_id(0) % tiles_per_region) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    return (
+        region,
+        bh,
+        n,
+        region * region_size + local,
+        offs_d,
+        local < region_size,
+        offs_d < head_dim,
+        bh * n * head_dim,
+    )
+
+
 @triton.autotune(tuning_configs(_FORWARD), key=_KEY, prune_configs_by=_PRUNE, cache_results=True)
 @triton.jit(do_not_specialize=TUNE_ARGS)
 def _forward(
@@ -68,16 +89,9 @@ def _forward(
     regions, region_size, topk, head_dim, heads, scale, tune_m, tune_n,
     PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
-    tiles_per_region = tl.cdiv(region_size, BLOCK_M)
-    region = tl.program_id(0) // tiles_per_region
-    bh = tl.program_id(1)
-    n = regions * region_size
-    local = (tl.program_id(0) % tiles_per_region) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rows = region * region_size + local
-    offs_d = tl.arange(0, BLOCK_D)
-    m_ok = local < region_size
-    d_ok = offs_d < head_dim
-    base = bh * n * head_dim
+    region, bh, n, rows, offs_d, m_ok, d_ok, base = _query_tile(
+        regions, region_size, head_dim, BLOCK_M, BLOCK_D
+    )
     q = tl.load(Q + base + rows[:, None] * head_dim + offs_d[None, :], mask=m_ok[:, None] & d_ok[None, :],
                 other=0.0)  # fmt: skip
 
@@ -115,16 +129,9 @@ def _backward(
     regions, region_size, topk, head_dim, heads, scale, tune_m, tune_n,
     PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
-    tiles_per_region = tl.cdiv(region_size, BLOCK_M)
-    region = tl.program_id(0) // tiles_per_region
-    bh = tl.program_id(1)
-    n = regions * region_size
-    local = (tl.program_id(0) % tiles_per_region) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rows = region * region_size + local
-    offs_d = tl.arange(0, BLOCK_D)
-    m_ok = local < region_size
-    d_ok = offs_d < head_dim
-    base = bh * n * head_dim
+    region, bh, n, rows, offs_d, m_ok, d_ok, base = _query_tile(
+        regions, region_size, head_dim, BLOCK_M, BLOCK_D
+    )
     row_mask = m_ok[:, None] & d_ok[None, :]
     q_offsets = base + rows[:, None] * head_dim + offs_d[None, :]
     q = tl.load(Q + q_offsets, mask=row_mask, other=0.0)
