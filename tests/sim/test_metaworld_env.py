@@ -109,21 +109,31 @@ def test_task_ids_and_text() -> None:
 
 
 @pytest.mark.parametrize(
-    "pair", [("drawer-open-v3", "drawer-close-v3"), ("handle-press-v3", "handle-pull-v3")]
+    "pair",
+    [
+        ("drawer-open-v3", "drawer-close-v3"),
+        ("handle-press-v3", "handle-pull-v3"),
+        ("door-lock-v3", "door-unlock-v3"),
+    ],
 )
 def test_shared_start_makes_a_pair_look_the_same_and_experts_still_succeed(pair: tuple[str, str]) -> None:
-    firsts = {}
+    firsts, arms = {}, {}
     for task in pair:
-        with MetaWorldEnv(task, image_size=32, cameras=("robot",), hide_goal=True, shared_start=True) as env:
+        with MetaWorldEnv(task, image_size=64, cameras=("robot",), hide_goal=True, shared_start=True) as env:
+            env.reset(9)  # a different episode first: the start must not depend on where the last one ended
+            for _ in range(20):
+                env.step(env.expert_action())
             obs = env.reset(4)
-            firsts[task] = obs.frames["robot"]
+            firsts[task], arms[task] = obs.frames["robot"], env._env.data.qpos[:9].copy()
             joint = env._env.data.qpos[9]
             assert joint == pytest.approx(SHARED_STARTS[task])
             np.testing.assert_array_equal(obs.state[18:36], obs.state[:18])  # no stale previous frame
             assert any(env.step(env.expert_action())[1] for _ in range(200)), task
         with MetaWorldEnv(task, image_size=32, cameras=("robot",), hide_goal=True) as own_start:
             assert own_start.reset(4) and own_start._env.data.qpos[9] != pytest.approx(joint)
-    # same layout seed: the two tasks' first frames are the same picture
+    # same layout seed: the two tasks' arms stand alike (door-lock's own reset moves its arm further) and
+    # their first frames are the same picture
+    np.testing.assert_array_equal(*arms.values())
     np.testing.assert_array_equal(*firsts.values())
 
 

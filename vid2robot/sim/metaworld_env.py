@@ -71,6 +71,8 @@ SHARED_STARTS: dict[str, float] = {
     "door-unlock-v3": 0.785,
 }
 _SHARED_JOINT_QPOS = 9
+_ARM_QPOS = slice(0, _SHARED_JOINT_QPOS)  # the Sawyer's 7 joints and 2 fingers come first in every v3 model
+_HAND_RESET_STEPS = 50  # control steps Meta-World's ``_reset_hand`` takes to bring the arm to its start
 # Each opposite pair's other task: both are done in one scene, so a prompt-swap evaluation can check both.
 OPPOSITE_TASK: dict[str, str] = {
     a: b
@@ -240,6 +242,7 @@ class MetaWorldEnv:
         _register_exit_hook()
         _LIVE_ENVS.add(self)
         self._raw_obs: np.ndarray | None = None
+        self._start_arm: tuple[np.ndarray, np.ndarray] | None = None
         self.steps = 0
 
     @staticmethod
@@ -318,8 +321,16 @@ class MetaWorldEnv:
         return self._observation()
 
     def _move_to_shared_start(self) -> np.ndarray:
-        """Set the object's joint to the pair's shared start; the observation as Meta-World's reset makes it."""
+        """Set the object's joint to the pair's shared start and the arm to where the hand reset leaves it.
+
+        The arm is set too because door-lock's reset steps the simulation once more after placing the hand
+        (door-unlock's does not), so its arm would start 0.5-4 mm away and tell the two tasks apart. Returns
+        the observation as Meta-World's reset makes it.
+        """
         env = self._env
+        if self._start_arm is None:
+            self._start_arm = self._arm_after_hand_reset()
+        env.data.qpos[_ARM_QPOS], env.data.qvel[_ARM_QPOS] = self._start_arm
         env.data.qpos[_SHARED_JOINT_QPOS] = SHARED_STARTS[self.task_name]
         env.data.qvel[_SHARED_JOINT_QPOS] = 0.0
         mujoco.mj_forward(env.model, env.data)
@@ -327,6 +338,22 @@ class MetaWorldEnv:
         env._prev_obs = obs[:18].copy()  # no previous frame at the start: reset repeats the current one
         obs[18:36] = env._prev_obs
         return obs
+
+    def _arm_after_hand_reset(self) -> tuple[np.ndarray, np.ndarray]:
+        """Arm joint positions and velocities after Meta-World's ``_reset_hand`` alone, on a scratch copy.
+
+        Replays the hand reset (mocap held at the task's start, gripper open) from the model's initial state,
+        so the result does not depend on what the task's own reset did afterwards, nor on the layout.
+        """
+        env = self._env
+        data = mujoco.MjData(env.model)
+        mocap = env.model.body_mocapid[env.model.body("mocap").id]
+        data.ctrl[:] = (-1.0, 1.0)
+        for _ in range(_HAND_RESET_STEPS):
+            data.mocap_pos[mocap] = env.hand_init_pos
+            data.mocap_quat[mocap] = (1.0, 0.0, 1.0, 0.0)
+            mujoco.mj_step(env.model, data, nstep=env.frame_skip)
+        return data.qpos[_ARM_QPOS].copy(), data.qvel[_ARM_QPOS].copy()
 
     def step(self, action: np.ndarray) -> tuple[Observation, bool, bool]:
         """Apply a ``[4]`` action in ``[-1, 1]`` (clipped); returns (observation, success, done)."""
