@@ -29,6 +29,19 @@ def online_softmax_step(s, v, m_i, l_i, acc, PRECISION: tl.constexpr):
     return m_new, l_i, acc
 
 
+@triton.jit
+def load_backward_rows(Q, DO, LSE, DELTA, rows, rows_ok, offs_d, d_ok, head_dim, head_offset, stats_offset):
+    """What every backward kernel reads for a query tile: its offsets and mask, ``q``, ``dO``, the forward's
+    log2-domain log-sum-exp and ``delta`` (``rowsum(dO * O)``)."""
+    q_offsets = head_offset + rows[:, None] * head_dim + offs_d[None, :]
+    row_mask = rows_ok[:, None] & d_ok[None, :]
+    q = tl.load(Q + q_offsets, mask=row_mask, other=0.0)
+    do = tl.load(DO + q_offsets, mask=row_mask, other=0.0)
+    lse = tl.load(LSE + stats_offset + rows, mask=rows_ok, other=0.0)
+    delta = tl.load(DELTA + stats_offset + rows, mask=rows_ok, other=0.0)
+    return q_offsets, row_mask, q, do, lse, delta
+
+
 # Integer kernel arguments that only key the autotuner: never specialised (no recompiles when they change).
 TUNE_ARGS = ("tune_m", "tune_n")
 

@@ -16,20 +16,10 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels import triton_common
 from kernels.boxrpb.reference import PADDING_LOGIT
 from kernels.calls import BoxRPBCall
-from kernels.triton_common import (
-    LOG2E,
-    TUNE_ARGS,
-    apply_in_compute_dtype,
-    backward_inputs,
-    block_for,
-    dot_precision,
-    online_softmax_step,
-    prune_to,
-    size_class,
-    tuning_configs,
-)
+from kernels.triton_common import LOG2E, load_backward_rows, online_softmax_step
 
 # (tiles, num_warps, num_stages); the first is the interpreter's (Q=67 spans two query tiles, W=70 three chunks).
 _QUERY_MAJOR = [
@@ -52,7 +42,7 @@ _KEY_MAJOR = [
 # Each kernel's candidates (the tests run every one under the interpreter).
 TUNING = {"_forward": _QUERY_MAJOR, "_backward_dkdv": _KEY_MAJOR, "_backward_dq": _QUERY_MAJOR}
 _KEY = ["tune_m", "tune_n", "BLOCK_D", "HAS_PAD"]
-_PRUNE = prune_to(lambda args: {"BLOCK_M": args["n_q"], "BLOCK_X": args["width"]})
+_PRUNE = triton_common.prune_to(lambda args: {"BLOCK_M": args["n_q"], "BLOCK_X": args["width"]})
 
 
 @triton.jit
@@ -63,8 +53,10 @@ def _query_tile(n_q, height, width, head_dim, BLOCK_M: tl.constexpr, BLOCK_D: tl
     return tl.program_id(1), height * width, offs_m, offs_d, offs_m < n_q, offs_d < head_dim
 
 
-@triton.autotune(tuning_configs(_QUERY_MAJOR), key=_KEY, prune_configs_by=_PRUNE, cache_results=True)
-@triton.jit(do_not_specialize=TUNE_ARGS)
+@triton.autotune(
+    triton_common.tuning_configs(_QUERY_MAJOR), key=_KEY, prune_configs_by=_PRUNE, cache_results=True
+)
+@triton.jit(do_not_specialize=triton_common.TUNE_ARGS)
 def _forward(
     Q, K, V, BX, BY, PAD, OUT, LSE,
     n_q, height, width, head_dim, heads, scale, tune_m, tune_n,
@@ -105,8 +97,10 @@ def _forward(
     tl.store(LSE + bh * n_q + offs_m, m_i + tl.log2(l_i), mask=m_ok)
 
 
-@triton.autotune(tuning_configs(_KEY_MAJOR), key=_KEY, prune_configs_by=_PRUNE, cache_results=True)
-@triton.jit(do_not_specialize=TUNE_ARGS)
+@triton.autotune(
+    triton_common.tuning_configs(_KEY_MAJOR), key=_KEY, prune_configs_by=_PRUNE, cache_results=True
+)
+@triton.jit(do_not_specialize=triton_common.TUNE_ARGS)
 def _backward_dkdv(
     Q, K, V, BX, BY, PAD, DO, LSE, DELTA, DK, DV,
     n_q, height, width, head_dim, heads, scale, tune_m, tune_n,
@@ -135,11 +129,9 @@ def _backward_dkdv(
     for m0 in range(0, n_q, BLOCK_M):
         offs_m = m0 + tl.arange(0, BLOCK_M)
         m_ok = offs_m < n_q
-        q_offsets = bh * n_q * head_dim + offs_m[:, None] * head_dim + offs_d[None, :]
-        q = tl.load(Q + q_offsets, mask=m_ok[:, None] & d_ok[None, :], other=0.0)
-        do = tl.load(DO + q_offsets, mask=m_ok[:, None] & d_ok[None, :], other=0.0)
-        lse = tl.load(LSE + bh * n_q + offs_m, mask=m_ok, other=0.0)
-        delta = tl.load(DELTA + bh * n_q + offs_m, mask=m_ok, other=0.0)
+        _, _, q, do, lse, delta = load_backward_rows(
+            Q, DO, LSE, DELTA, offs_m, m_ok, offs_d, d_ok, head_dim, bh * n_q * head_dim, bh * n_q
+        )
         tile_mask = m_ok[:, None] & x_ok[None, :]
         bias = tl.load(BX + bh * n_q * width + offs_m[:, None] * width + offs_x[None, :], mask=tile_mask,
                        other=0.0).to(tl.float32)  # fmt: skip
@@ -157,9 +149,13 @@ def _backward_dkdv(
 
 
 @triton.autotune(
-    tuning_configs(_QUERY_MAJOR), key=_KEY, prune_configs_by=_PRUNE, reset_to_zero=["DBY"], cache_results=True
+    triton_common.tuning_configs(_QUERY_MAJOR),
+    key=_KEY,
+    prune_configs_by=_PRUNE,
+    reset_to_zero=["DBY"],
+    cache_results=True,
 )
-@triton.jit(do_not_specialize=TUNE_ARGS)
+@triton.jit(do_not_specialize=triton_common.TUNE_ARGS)
 def _backward_dq(
     Q, K, V, BX, BY, PAD, DO, LSE, DELTA, DQ, DBX, DBY,
     n_q, height, width, head_dim, heads, scale, tune_m, tune_n,
@@ -167,12 +163,9 @@ def _backward_dq(
     BLOCK_M: tl.constexpr, BLOCK_X: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
     bh, n_k, offs_m, offs_d, m_ok, d_ok = _query_tile(n_q, height, width, head_dim, BLOCK_M, BLOCK_D)
-    row_mask = m_ok[:, None] & d_ok[None, :]
-    q_offsets = bh * n_q * head_dim + offs_m[:, None] * head_dim + offs_d[None, :]
-    q = tl.load(Q + q_offsets, mask=row_mask, other=0.0)
-    do = tl.load(DO + q_offsets, mask=row_mask, other=0.0)
-    lse = tl.load(LSE + bh * n_q + offs_m, mask=m_ok, other=0.0)
-    delta = tl.load(DELTA + bh * n_q + offs_m, mask=m_ok, other=0.0)
+    q_offsets, row_mask, q, do, lse, delta = load_backward_rows(
+        Q, DO, LSE, DELTA, offs_m, m_ok, offs_d, d_ok, head_dim, bh * n_q * head_dim, bh * n_q
+    )
     kv_base = bh * n_k * head_dim
     bx_rows = bh * n_q * width + offs_m[:, None] * width
     by_rows = bh * n_q * height + offs_m * height
@@ -213,7 +206,16 @@ def _padding_logits(key_padding_mask: torch.Tensor | None, like: torch.Tensor) -
 def _scalars(q: torch.Tensor, bias_x: torch.Tensor, bias_y: torch.Tensor, scale: float) -> tuple:
     """The scalar arguments every kernel takes after its tensors (positional: the autotuner reads them)."""
     n_q, d, height, width = q.shape[2], q.shape[3], bias_y.shape[-1], bias_x.shape[-1]
-    return n_q, height, width, d, q.shape[1], scale, size_class(n_q), size_class(width)
+    return (
+        n_q,
+        height,
+        width,
+        d,
+        q.shape[1],
+        scale,
+        triton_common.size_class(n_q),
+        triton_common.size_class(width),
+    )
 
 
 def _query_grid(meta: dict, n_q: int, bh: int) -> tuple[int, int]:
@@ -230,7 +232,7 @@ class _BoxRPBAttention(torch.autograd.Function):
         lse = torch.empty(b, h, n_q, device=q.device, dtype=torch.float32)
         _forward[lambda meta: _query_grid(meta, n_q, b * h)](
             q, k, v, bias_x, bias_y, pad, out, lse, *_scalars(q, bias_x, bias_y, scale),
-            HAS_PAD=key_padding_mask is not None, PRECISION=dot_precision(q.dtype), BLOCK_D=block_for(d, high=256),
+            HAS_PAD=key_padding_mask is not None, PRECISION=triton_common.dot_precision(q.dtype), BLOCK_D=triton_common.block_for(d, high=256),
         )  # fmt: skip
         ctx.save_for_backward(q, k, v, bias_x, bias_y, pad, out, lse)
         ctx.has_pad = key_padding_mask is not None
@@ -241,15 +243,15 @@ class _BoxRPBAttention(torch.autograd.Function):
     def backward(ctx, grad_out):
         q, k, v, bias_x, bias_y, pad, out, lse = ctx.saved_tensors
         b, h, n_q, d = q.shape
-        grad_out, delta = backward_inputs(grad_out, out)
+        grad_out, delta = triton_common.backward_inputs(grad_out, out)
         dq, dk, dv, dbx = (torch.empty_like(t) for t in (q, k, v, bias_x))
         dby = torch.zeros(bias_y.shape, device=q.device, dtype=torch.float32)  # accumulated across chunks
         scalars = _scalars(q, bias_x, bias_y, ctx.scale)
         height, width = bias_y.shape[-1], bias_x.shape[-1]
         common = {
             "HAS_PAD": ctx.has_pad,
-            "PRECISION": dot_precision(q.dtype),
-            "BLOCK_D": block_for(d, high=256),
+            "PRECISION": triton_common.dot_precision(q.dtype),
+            "BLOCK_D": triton_common.block_for(d, high=256),
         }
         _backward_dkdv[lambda meta: (height * triton.cdiv(width, meta["BLOCK_X"]), b * h)](
             q, k, v, bias_x, bias_y, pad, grad_out, lse, delta, dk, dv, *scalars, **common,
@@ -262,4 +264,6 @@ class _BoxRPBAttention(torch.autograd.Function):
 
 def boxrpb_attention(call: BoxRPBCall) -> torch.Tensor:
     q, k, v, bias_x, bias_y, key_padding_mask, scale = call
-    return apply_in_compute_dtype(_BoxRPBAttention, (q, k, v, bias_x, bias_y), key_padding_mask, scale)
+    return triton_common.apply_in_compute_dtype(
+        _BoxRPBAttention, (q, k, v, bias_x, bias_y), key_padding_mask, scale
+    )

@@ -13,16 +13,9 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels import triton_common
 from kernels.calls import NeighborhoodCall
-from kernels.triton_common import (
-    LOG2E,
-    apply_in_compute_dtype,
-    backward_inputs,
-    block_for,
-    dot_precision,
-    online_softmax_step,
-    tuning_configs,
-)
+from kernels.triton_common import LOG2E, load_backward_rows, online_softmax_step
 
 # (tiles, num_warps, num_stages); the first is the interpreter's. Query patch TILE_H x TILE_W, key tile
 # KEY_ROWS x KEY_COLS; both products are powers of two >= 16 (tl.dot).
@@ -54,8 +47,13 @@ def _window_start(pos, length, kernel, dilation):
 
 
 @triton.jit
-def _query_tile(height, width, kh, kw, dh, dw, TILE_H: tl.constexpr, TILE_W: tl.constexpr):
-    """Flattened query rows of this program's patch, their validity and their windows' first row/column."""
+def _query_tile(height, width, head_dim, kh, kw, dh, dw,
+                TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_D: tl.constexpr):  # fmt: skip
+    """This program's batch x head, token count and the head's offset; the flattened query rows of its patch,
+    their validity and their windows' first row/column; the head-dim lanes and their mask."""
+    bh = tl.program_id(1)
+    n = height * width
+    offs_d = tl.arange(0, BLOCK_D)
     tiles_w = tl.cdiv(width, TILE_W)
     r = tl.arange(0, TILE_H * TILE_W)
     qy = (tl.program_id(0) // tiles_w) * TILE_H + r // TILE_W
@@ -63,13 +61,13 @@ def _query_tile(height, width, kh, kw, dh, dw, TILE_H: tl.constexpr, TILE_W: tl.
     q_ok = (qy < height) & (qx < width)
     start_y = _window_start(tl.minimum(qy, height - 1), height, kh, dh)
     start_x = _window_start(tl.minimum(qx, width - 1), width, kw, dw)
-    return qy * width + qx, q_ok, start_y, start_x
+    return bh, n, bh * n * head_dim, qy * width + qx, q_ok, start_y, start_x, offs_d, offs_d < head_dim
 
 
 @triton.jit
-def _key_tile(ky0, kx0, start_y, start_x, height, width, kh, kw, dh, dw,
+def _key_tile(K, V, ky0, kx0, start_y, start_x, height, width, kh, kw, dh, dw, base, offs_d, d_ok, head_dim,
               KEY_ROWS: tl.constexpr, KEY_COLS: tl.constexpr):  # fmt: skip
-    """Flattened key rows of one key tile, their validity, and which (query, key) pairs are neighbors."""
+    """One key tile: which (query, key) pairs are neighbors, the keys' offsets and mask, and ``k`` and ``v``."""
     c = tl.arange(0, KEY_ROWS * KEY_COLS)
     ky = ky0 + c // KEY_COLS
     kx = kx0 + c % KEY_COLS
@@ -78,10 +76,14 @@ def _key_tile(ky0, kx0, start_y, start_x, height, width, kh, kw, dh, dw,
     dx = kx[None, :] - start_x[:, None]
     in_window = (dy >= 0) & (dy <= (kh - 1) * dh) & (dy % dh == 0)
     in_window &= (dx >= 0) & (dx <= (kw - 1) * dw) & (dx % dw == 0)
-    return ky * width + kx, k_ok, in_window & k_ok[None, :]
+    kv_offsets = base + (ky * width + kx)[:, None] * head_dim + offs_d[None, :]
+    kv_mask = k_ok[:, None] & d_ok[None, :]
+    k = tl.load(K + kv_offsets, mask=kv_mask, other=0.0)
+    v = tl.load(V + kv_offsets, mask=kv_mask, other=0.0)
+    return in_window & k_ok[None, :], kv_offsets, kv_mask, k, v
 
 
-@triton.autotune(tuning_configs(_FORWARD), key=_KEY, cache_results=True)
+@triton.autotune(triton_common.tuning_configs(_FORWARD), key=_KEY, cache_results=True)
 @triton.jit
 def _forward(
     Q, K, V, OUT, LSE,
@@ -89,12 +91,9 @@ def _forward(
     PRECISION: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr,
     KEY_ROWS: tl.constexpr, KEY_COLS: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
-    bh = tl.program_id(1)
-    n = height * width
-    base = bh * n * head_dim
-    rows, q_ok, start_y, start_x = _query_tile(height, width, kh, kw, dh, dw, TILE_H, TILE_W)
-    offs_d = tl.arange(0, BLOCK_D)
-    d_ok = offs_d < head_dim
+    bh, n, base, rows, q_ok, start_y, start_x, offs_d, d_ok = _query_tile(
+        height, width, head_dim, kh, kw, dh, dw, TILE_H, TILE_W, BLOCK_D
+    )
     row_mask = q_ok[:, None] & d_ok[None, :]
     q = tl.load(Q + base + rows[:, None] * head_dim + offs_d[None, :], mask=row_mask, other=0.0)
 
@@ -103,14 +102,10 @@ def _forward(
     acc = tl.zeros([TILE_H * TILE_W, BLOCK_D], tl.float32)
     for ky0 in range(tl.min(start_y, 0), tl.max(start_y, 0) + (kh - 1) * dh + 1, KEY_ROWS):
         for kx0 in range(tl.min(start_x, 0), tl.max(start_x, 0) + (kw - 1) * dw + 1, KEY_COLS):
-            keys, k_ok, allowed = _key_tile(ky0, kx0, start_y, start_x, height, width, kh, kw, dh, dw,
-                                            KEY_ROWS, KEY_COLS)  # fmt: skip
-            kv_offsets = base + keys[:, None] * head_dim + offs_d[None, :]
-            kv_mask = k_ok[:, None] & d_ok[None, :]
-            k = tl.load(K + kv_offsets, mask=kv_mask, other=0.0)
+            allowed, _, _, k, v = _key_tile(K, V, ky0, kx0, start_y, start_x, height, width, kh, kw, dh, dw, base,
+                                            offs_d, d_ok, head_dim, KEY_ROWS, KEY_COLS)  # fmt: skip
             s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * (scale * LOG2E)
             s = tl.where(allowed, s, float("-inf"))
-            v = tl.load(V + kv_offsets, mask=kv_mask, other=0.0)
             m_i, l_i, acc = online_softmax_step(s, v, m_i, l_i, acc, PRECISION)  # a tile may hold no neighbor
     l_safe = tl.where(q_ok, l_i, 1.0)
     tl.store(OUT + base + rows[:, None] * head_dim + offs_d[None, :], (acc / l_safe[:, None]).to(OUT.dtype.element_ty),
@@ -118,7 +113,9 @@ def _forward(
     tl.store(LSE + bh * n + rows, m_i + tl.log2(l_safe), mask=q_ok)
 
 
-@triton.autotune(tuning_configs(_BACKWARD), key=_KEY, reset_to_zero=["DK", "DV"], cache_results=True)
+@triton.autotune(
+    triton_common.tuning_configs(_BACKWARD), key=_KEY, reset_to_zero=["DK", "DV"], cache_results=True
+)
 @triton.jit
 def _backward(
     Q, K, V, DO, LSE, DELTA, DQ, DK, DV,
@@ -126,28 +123,19 @@ def _backward(
     PRECISION: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr,
     KEY_ROWS: tl.constexpr, KEY_COLS: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
-    bh = tl.program_id(1)
-    n = height * width
-    base = bh * n * head_dim
-    rows, q_ok, start_y, start_x = _query_tile(height, width, kh, kw, dh, dw, TILE_H, TILE_W)
-    offs_d = tl.arange(0, BLOCK_D)
-    d_ok = offs_d < head_dim
-    row_mask = q_ok[:, None] & d_ok[None, :]
-    q_offsets = base + rows[:, None] * head_dim + offs_d[None, :]
-    q = tl.load(Q + q_offsets, mask=row_mask, other=0.0)
-    do = tl.load(DO + q_offsets, mask=row_mask, other=0.0)
-    lse = tl.load(LSE + bh * n + rows, mask=q_ok, other=0.0)
-    delta = tl.load(DELTA + bh * n + rows, mask=q_ok, other=0.0)
+    bh, n, base, rows, q_ok, start_y, start_x, offs_d, d_ok = _query_tile(
+        height, width, head_dim, kh, kw, dh, dw, TILE_H, TILE_W, BLOCK_D
+    )
+    q_offsets, row_mask, q, do, lse, delta = load_backward_rows(
+        Q, DO, LSE, DELTA, rows, q_ok, offs_d, d_ok, head_dim, base, bh * n
+    )
 
     dq = tl.zeros([TILE_H * TILE_W, BLOCK_D], tl.float32)
     for ky0 in range(tl.min(start_y, 0), tl.max(start_y, 0) + (kh - 1) * dh + 1, KEY_ROWS):
         for kx0 in range(tl.min(start_x, 0), tl.max(start_x, 0) + (kw - 1) * dw + 1, KEY_COLS):
-            keys, k_ok, allowed = _key_tile(ky0, kx0, start_y, start_x, height, width, kh, kw, dh, dw,
-                                            KEY_ROWS, KEY_COLS)  # fmt: skip
-            kv_offsets = base + keys[:, None] * head_dim + offs_d[None, :]
-            kv_mask = k_ok[:, None] & d_ok[None, :]
-            k = tl.load(K + kv_offsets, mask=kv_mask, other=0.0)
-            v = tl.load(V + kv_offsets, mask=kv_mask, other=0.0)
+            allowed, kv_offsets, kv_mask, k, v = _key_tile(K, V, ky0, kx0, start_y, start_x, height, width, kh, kw,
+                                                           dh, dw, base, offs_d, d_ok, head_dim, KEY_ROWS,
+                                                           KEY_COLS)  # fmt: skip
             s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * (scale * LOG2E)
             p = tl.exp2(tl.where(allowed & q_ok[:, None], s, float("-inf")) - lse[:, None])
             dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
@@ -174,7 +162,7 @@ class _NeighborhoodAttention(torch.autograd.Function):
         lse = torch.empty(b, h, height * width, device=q.device, dtype=torch.float32)
         _forward[_grid(q)](
             q, k, v, out, lse, height, width, d, *kernel_size, *dilation, scale,
-            PRECISION=dot_precision(q.dtype), BLOCK_D=block_for(d, high=256),
+            PRECISION=triton_common.dot_precision(q.dtype), BLOCK_D=triton_common.block_for(d, high=256),
         )  # fmt: skip
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.kernel_size, ctx.dilation, ctx.scale = kernel_size, dilation, scale
@@ -184,17 +172,19 @@ class _NeighborhoodAttention(torch.autograd.Function):
     def backward(ctx, grad_out):
         q, k, v, out, lse = ctx.saved_tensors
         _, _, height, width, d = q.shape
-        grad_out, delta = backward_inputs(grad_out, out)
+        grad_out, delta = triton_common.backward_inputs(grad_out, out)
         dq = torch.empty_like(q)  # owned by one program; dk/dv are accumulated by overlapping windows
         dk = torch.zeros(k.shape, device=q.device, dtype=torch.float32)
         dv = torch.zeros(v.shape, device=q.device, dtype=torch.float32)
         _backward[_grid(q)](
             q, k, v, grad_out, lse, delta, dq, dk, dv, height, width, d, *ctx.kernel_size, *ctx.dilation,
-            ctx.scale, PRECISION=dot_precision(q.dtype), BLOCK_D=block_for(d, high=256),
+            ctx.scale, PRECISION=triton_common.dot_precision(q.dtype), BLOCK_D=triton_common.block_for(d, high=256),
         )  # fmt: skip
         return dq, dk.to(k.dtype), dv.to(v.dtype), None, None, None
 
 
 def neighborhood_attention_2d(call: NeighborhoodCall) -> torch.Tensor:
     q, k, v, kernel_size, dilation, scale = call
-    return apply_in_compute_dtype(_NeighborhoodAttention, (q, k, v), kernel_size, dilation, scale)
+    return triton_common.apply_in_compute_dtype(
+        _NeighborhoodAttention, (q, k, v), kernel_size, dilation, scale
+    )

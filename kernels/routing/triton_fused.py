@@ -15,19 +15,9 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels import triton_common
 from kernels.calls import RoutingCall
-from kernels.triton_common import (
-    LOG2E,
-    TUNE_ARGS,
-    apply_in_compute_dtype,
-    backward_inputs,
-    block_for,
-    dot_precision,
-    online_softmax_step,
-    prune_to,
-    size_class,
-    tuning_configs,
-)
+from kernels.triton_common import LOG2E, load_backward_rows, online_softmax_step
 
 # (tiles, num_warps, num_stages); the first is the interpreter's (a 70-token region spans five 16-row tiles).
 _FORWARD = [
@@ -48,17 +38,26 @@ _BACKWARD = [
 # Each kernel's candidates (the tests run every one under the interpreter).
 TUNING = {"_forward": _FORWARD, "_backward": _BACKWARD}
 _KEY = ["tune_m", "tune_n", "BLOCK_D"]
-_PRUNE = prune_to(
+_PRUNE = triton_common.prune_to(
     lambda args: {"BLOCK_M": args["region_size"], "BLOCK_N": args["topk"] * args["region_size"]}
 )
 
 
 @triton.jit
-def _routed_rows(IDX, batch, region, regions, topk, region_size, cols):
-    """Token rows of routed key columns ``cols`` for one query region."""
+def _routed_keys(K, V, IDX, batch, region, regions, topk, region_size, start, base, offs_d, d_ok, head_dim,
+                 BLOCK_N: tl.constexpr):  # fmt: skip
+    """Routed key columns ``start .. start + BLOCK_N`` of one query region: which columns exist, their
+    key/value offsets and mask, and the loaded ``k`` and ``v``."""
+    cols = start + tl.arange(0, BLOCK_N)
+    c_ok = cols < topk * region_size
     slot = cols // region_size
     routed_region = tl.load(IDX + (batch * regions + region) * topk + slot, mask=slot < topk, other=0)
-    return routed_region * region_size + cols % region_size
+    key_rows = routed_region * region_size + cols % region_size
+    kv_offsets = base + key_rows[:, None] * head_dim + offs_d[None, :]
+    kv_mask = c_ok[:, None] & d_ok[None, :]
+    k = tl.load(K + kv_offsets, mask=kv_mask, other=0.0)
+    v = tl.load(V + kv_offsets, mask=kv_mask, other=0.0)
+    return c_ok, kv_offsets, kv_mask, k, v
 
 
 @triton.jit
@@ -82,8 +81,10 @@ def _query_tile(regions, region_size, head_dim, BLOCK_M: tl.constexpr, BLOCK_D: 
     )
 
 
-@triton.autotune(tuning_configs(_FORWARD), key=_KEY, prune_configs_by=_PRUNE, cache_results=True)
-@triton.jit(do_not_specialize=TUNE_ARGS)
+@triton.autotune(
+    triton_common.tuning_configs(_FORWARD), key=_KEY, prune_configs_by=_PRUNE, cache_results=True
+)
+@triton.jit(do_not_specialize=triton_common.TUNE_ARGS)
 def _forward(
     Q, K, V, IDX, OUT, LSE,
     regions, region_size, topk, head_dim, heads, scale, tune_m, tune_n,
@@ -100,15 +101,10 @@ def _forward(
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
     n_cols = topk * region_size
     for start in range(0, n_cols, BLOCK_N):
-        cols = start + tl.arange(0, BLOCK_N)
-        c_ok = cols < n_cols
-        key_rows = _routed_rows(IDX, bh // heads, region, regions, topk, region_size, cols)
-        kv_offsets = base + key_rows[:, None] * head_dim + offs_d[None, :]
-        kv_mask = c_ok[:, None] & d_ok[None, :]
-        k = tl.load(K + kv_offsets, mask=kv_mask, other=0.0)
+        c_ok, _, _, k, v = _routed_keys(K, V, IDX, bh // heads, region, regions, topk, region_size, start, base,
+                                        offs_d, d_ok, head_dim, BLOCK_N)  # fmt: skip
         s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * (scale * LOG2E)
         s = tl.where(c_ok[None, :], s, float("-inf"))
-        v = tl.load(V + kv_offsets, mask=kv_mask, other=0.0)
         m_i, l_i, acc = online_softmax_step(s, v, m_i, l_i, acc, PRECISION)
     acc = acc / l_i[:, None]
     tl.store(OUT + base + rows[:, None] * head_dim + offs_d[None, :], acc.to(OUT.dtype.element_ty),
@@ -117,13 +113,13 @@ def _forward(
 
 
 @triton.autotune(
-    tuning_configs(_BACKWARD),
+    triton_common.tuning_configs(_BACKWARD),
     key=_KEY,
     prune_configs_by=_PRUNE,
     reset_to_zero=["DK", "DV"],
     cache_results=True,
 )
-@triton.jit(do_not_specialize=TUNE_ARGS)
+@triton.jit(do_not_specialize=triton_common.TUNE_ARGS)
 def _backward(
     Q, K, V, IDX, DO, LSE, DELTA, DQ, DK, DV,
     regions, region_size, topk, head_dim, heads, scale, tune_m, tune_n,
@@ -132,23 +128,15 @@ def _backward(
     region, bh, n, rows, offs_d, m_ok, d_ok, base = _query_tile(
         regions, region_size, head_dim, BLOCK_M, BLOCK_D
     )
-    row_mask = m_ok[:, None] & d_ok[None, :]
-    q_offsets = base + rows[:, None] * head_dim + offs_d[None, :]
-    q = tl.load(Q + q_offsets, mask=row_mask, other=0.0)
-    do = tl.load(DO + q_offsets, mask=row_mask, other=0.0)
-    lse = tl.load(LSE + bh * n + rows, mask=m_ok, other=0.0)
-    delta = tl.load(DELTA + bh * n + rows, mask=m_ok, other=0.0)
+    q_offsets, row_mask, q, do, lse, delta = load_backward_rows(
+        Q, DO, LSE, DELTA, rows, m_ok, offs_d, d_ok, head_dim, base, bh * n
+    )
 
     dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
     n_cols = topk * region_size
     for start in range(0, n_cols, BLOCK_N):
-        cols = start + tl.arange(0, BLOCK_N)
-        c_ok = cols < n_cols
-        key_rows = _routed_rows(IDX, bh // heads, region, regions, topk, region_size, cols)
-        kv_offsets = base + key_rows[:, None] * head_dim + offs_d[None, :]
-        kv_mask = c_ok[:, None] & d_ok[None, :]
-        k = tl.load(K + kv_offsets, mask=kv_mask, other=0.0)
-        v = tl.load(V + kv_offsets, mask=kv_mask, other=0.0)
+        c_ok, kv_offsets, kv_mask, k, v = _routed_keys(K, V, IDX, bh // heads, region, regions, topk, region_size,
+                                                       start, base, offs_d, d_ok, head_dim, BLOCK_N)  # fmt: skip
         s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * (scale * LOG2E)
         p = tl.exp2(tl.where(m_ok[:, None] & c_ok[None, :], s, float("-inf")) - lse[:, None])
         dp = tl.dot(do, tl.trans(v), input_precision=PRECISION)
@@ -172,8 +160,8 @@ def _scalars(q: torch.Tensor, topk: int, region_size: int, scale: float) -> tupl
         d,
         h,
         scale,
-        size_class(region_size),
-        size_class(topk * region_size),
+        triton_common.size_class(region_size),
+        triton_common.size_class(topk * region_size),
     )
 
 
@@ -192,7 +180,7 @@ class _RoutedAttention(torch.autograd.Function):
         lse = torch.empty(b, h, n, device=q.device, dtype=torch.float32)
         _forward[_grid(q, region_size)](
             q, k, v, topk_index, out, lse, *_scalars(q, topk, region_size, scale),
-            PRECISION=dot_precision(q.dtype), BLOCK_D=block_for(d, high=256),
+            PRECISION=triton_common.dot_precision(q.dtype), BLOCK_D=triton_common.block_for(d, high=256),
         )  # fmt: skip
         ctx.save_for_backward(q, k, v, topk_index, out, lse)
         ctx.region_size, ctx.scale = region_size, scale
@@ -202,18 +190,18 @@ class _RoutedAttention(torch.autograd.Function):
     def backward(ctx, grad_out):
         q, k, v, topk_index, out, lse = ctx.saved_tensors
         d = q.shape[-1]
-        grad_out, delta = backward_inputs(grad_out, out)
+        grad_out, delta = triton_common.backward_inputs(grad_out, out)
         dq = torch.empty_like(q)  # owned by one program; dk/dv are accumulated by every routed query region
         dk = torch.zeros(k.shape, device=q.device, dtype=torch.float32)
         dv = torch.zeros(v.shape, device=q.device, dtype=torch.float32)
         topk = topk_index.shape[-1]
         _backward[_grid(q, ctx.region_size)](
             q, k, v, topk_index, grad_out, lse, delta, dq, dk, dv, *_scalars(q, topk, ctx.region_size, ctx.scale),
-            PRECISION=dot_precision(q.dtype), BLOCK_D=block_for(d, high=256),
+            PRECISION=triton_common.dot_precision(q.dtype), BLOCK_D=triton_common.block_for(d, high=256),
         )  # fmt: skip
         return dq, dk.to(k.dtype), dv.to(v.dtype), None, None, None
 
 
 def routed_attention(call: RoutingCall) -> torch.Tensor:
     q, k, v, topk_index, region_size, scale = call
-    return apply_in_compute_dtype(_RoutedAttention, (q, k, v), topk_index, region_size, scale)
+    return triton_common.apply_in_compute_dtype(_RoutedAttention, (q, k, v), topk_index, region_size, scale)
