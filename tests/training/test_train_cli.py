@@ -214,3 +214,12 @@ def test_every_policy_task_config_pairs_its_class_with_that_class_schema(task: s
     check_policy_schema(config.module)
     expected = policy_classes()[config.module.policy_class].config_class
     assert OmegaConf.get_type(config.module.policy_config) is expected
+
+
+def test_an_unknown_policy_class_is_named_with_the_key_it_came_from(tmp_path: Path) -> None:
+    config = compose_policy_config(tmp_path, "task=policy", policy=[])
+    config.module.policy_class = "Nope"
+    with pytest.raises(
+        ValueError, match=r"module\.policy_class: unknown policy class 'Nope'; expected one of"
+    ):
+        check_policy_schema(config.module)

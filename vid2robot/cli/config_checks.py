@@ -16,7 +16,7 @@ from typing import Any
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
-from vid2robot.policy import policy_classes
+from vid2robot.policy import policy_class
 
 _SCALARS = {int: "an integer", float: "a number", bool: "true or false"}
 
@@ -101,11 +101,9 @@ def check_policy_schema(module: DictConfig) -> None:
     """Refuse a ``module.policy_config`` schema of another policy than ``module.policy_class``."""
     if "policy_class" not in module or "policy_config" not in module:
         return
-    classes = policy_classes()
     name = module.policy_class
-    if name not in classes:
-        raise ValueError(f"module.policy_class={name!r} is not a policy; expected one of {sorted(classes)}")
-    expected, got = classes[name].config_class, OmegaConf.get_type(module.policy_config)
+    expected = policy_class(name, where="module.policy_class: ").config_class
+    got = OmegaConf.get_type(module.policy_config)
     if got is not dict and got is not expected:
         raise ValueError(
             f"module.policy_class={name} takes a {expected.__name__} but module.policy_config is a "

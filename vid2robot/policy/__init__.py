@@ -10,7 +10,7 @@ from vid2robot.policy.losses import Vid2RobotLoss
 from vid2robot.policy.modeling_vid2robot import Vid2RobotPolicy
 from vid2robot.policy.policy_output import Vid2RobotOutput
 from vid2robot.policy.preprocess import frames_to_tensor
-from vid2robot.policy.registry import create_policy, policy_classes, register_policy
+from vid2robot.policy.registry import create_policy, policy_class, policy_classes, register_policy
 from vid2robot.policy.siglip_loss import SigLIPLoss
 from vid2robot.policy.task_conditioned import TaskIdConfig, TaskIdPolicy
 from vid2robot.policy.temporal_cycle_consistency import temporal_cycle_consistency_loss
@@ -32,6 +32,7 @@ __all__ = [
     "create_policy",
     "frames_to_tensor",
     "load_policy",
+    "policy_class",
     "policy_classes",
     "register_policy",
     "sample_prompt_frames",

@@ -12,7 +12,7 @@ from torch import nn
 from vid2robot.policy.action_normalization import ActionNormalizer, check_action_range
 from vid2robot.policy.action_tokenizer import ActionTokenizer
 from vid2robot.policy.checkpoint import read_policy_checkpoint
-from vid2robot.policy.registry import policy_classes
+from vid2robot.policy.registry import policy_class
 from vid2robot.policy.temporal_ensembling import TemporalEnsembler
 
 
@@ -139,11 +139,7 @@ class DeployablePolicy(nn.Module):
         built as LeRobot's ``from_pretrained`` does: ``cls(cls.config_class.from_dict(saved config))``, then
         the weights, strictly; returned in eval mode."""
         saved = read_policy_checkpoint(path, map_location)
-        target = policy_classes().get(saved.policy_class)
-        if target is None:
-            raise ValueError(
-                f"{path}: unknown policy class {saved.policy_class!r}; expected one of {sorted(policy_classes())}"
-            )
+        target = policy_class(saved.policy_class, where=f"{path}: ")
         if not issubclass(target, cls):
             raise ValueError(f"{path} holds a {saved.policy_class}, not a {cls.__name__}")
         policy = target(target.config_class.from_dict(saved.trained_config()))

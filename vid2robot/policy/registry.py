@@ -29,9 +29,14 @@ def policy_classes() -> dict[str, type[nn.Module]]:
     return dict(_POLICIES)
 
 
-def create_policy(policy_class: str, policy_config: dict[str, Any]) -> nn.Module:
+def policy_class(name: str, where: str = "") -> type[nn.Module]:
+    """The registered class ``name``; an unknown name is an error saying where it came from and what exists."""
+    if name not in _POLICIES:
+        raise ValueError(f"{where}unknown policy class {name!r}; expected one of {sorted(_POLICIES)}")
+    return _POLICIES[name]
+
+
+def create_policy(name: str, policy_config: dict[str, Any]) -> nn.Module:
     """A policy from its class name and plain-dict config (as checkpoints store them)."""
-    if policy_class not in _POLICIES:
-        raise ValueError(f"unknown policy class {policy_class!r}; expected one of {sorted(_POLICIES)}")
-    cls = _POLICIES[policy_class]
+    cls = policy_class(name)
     return cls(cls.config_class.from_dict(dict(policy_config)))
