@@ -242,7 +242,7 @@ class MetaWorldEnv:
         _register_exit_hook()
         _LIVE_ENVS.add(self)
         self._raw_obs: np.ndarray | None = None
-        self._start_arm: tuple[np.ndarray, np.ndarray] | None = None
+        self._start_arm = self._arm_after_hand_reset() if shared_start else None
         self.steps = 0
 
     @staticmethod
@@ -324,12 +324,10 @@ class MetaWorldEnv:
         """Set the object's joint to the pair's shared start and the arm to where the hand reset leaves it.
 
         The arm is set too because door-lock's reset steps the simulation once more after placing the hand
-        (door-unlock's does not), so its arm would start 0.5-4 mm away and tell the two tasks apart. Returns
+        (door-unlock's does not), so its arm would start 0.02 rad (0.5-4 mm) away and tell the two tasks apart. Returns
         the observation as Meta-World's reset makes it.
         """
         env = self._env
-        if self._start_arm is None:
-            self._start_arm = self._arm_after_hand_reset()
         env.data.qpos[_ARM_QPOS], env.data.qvel[_ARM_QPOS] = self._start_arm
         env.data.qpos[_SHARED_JOINT_QPOS] = SHARED_STARTS[self.task_name]
         env.data.qvel[_SHARED_JOINT_QPOS] = 0.0
