@@ -36,8 +36,6 @@ class DetectorNode(Node):
         super().__init__(name, **kwargs)
         declare(self, DETECTOR_NODE)
         p = {spec.name: self.get_parameter(spec.name).value for spec in DETECTOR_NODE}
-        if not p["checkpoint"]:
-            raise ValueError("parameter 'checkpoint' is required (see the README's detector_node table)")
         check_transport(p["image_transport"])
         options = {"score_threshold": p["score_threshold"], "top_k": p["top_k"], "device": p["device"]}
         if p["input_size"] > 0:

@@ -82,8 +82,6 @@ class EpisodeRecorder(Node):
         super().__init__(name, **kwargs)
         declare(self, EPISODE_RECORDER)
         p = {spec.name: self.get_parameter(spec.name).value for spec in EPISODE_RECORDER}
-        if not p["dataset"]:
-            raise ValueError("parameter 'dataset' is required (the folder to record into)")
         self._cameras, topics = split_names(p["cameras"]), split_names(p["image_topics"])
         if not self._cameras or len(self._cameras) != len(topics):
             raise ValueError(

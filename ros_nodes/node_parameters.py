@@ -17,6 +17,8 @@ class ParamSpec:
     default: ParamValue
     description: str
     read_only: bool = True
+    # the node refuses to start while it is '' (and a launch file makes it a required argument)
+    required: bool = False
 
 
 # Shared by policy_node and sim_robot_node: the action <-> velocity scale (ros_nodes.action_mapping).
@@ -42,12 +44,18 @@ CAMERA_NODE = (
 )
 
 POLICY_NODE = (
-    ParamSpec("checkpoint", "", "policy checkpoint (save_policy directory or Lightning .ckpt); required"),
+    ParamSpec(
+        "checkpoint",
+        "",
+        "policy checkpoint (save_policy directory or Lightning .ckpt); required",
+        required=True,
+    ),
     ParamSpec(
         "prompt_video",
         "",
         "prompt video of the task (.mp4, or .npy uint8 [T,H,W,3] RGB); required; changing it swaps the prompt",
         read_only=False,
+        required=True,
     ),
     ParamSpec("control_rate_hz", 10.0, "policy rate (Hz); one action per new image, at most this often"),
     ParamSpec("image_timeout_s", 0.5, "no image for this long -> zero velocity until images return"),
@@ -87,7 +95,12 @@ SIM_ROBOT_NODE = (
 )
 
 DETECTOR_NODE = (
-    ParamSpec("checkpoint", "", "Plain-DETR checkpoint (Detector.save folder or Lightning .ckpt); required"),
+    ParamSpec(
+        "checkpoint",
+        "",
+        "Plain-DETR checkpoint (Detector.save folder or Lightning .ckpt); required",
+        required=True,
+    ),
     IMAGE_TRANSPORT,
     ParamSpec("score_threshold", 0.3, "publish detections with at least this score"),
     ParamSpec("top_k", 100, "at most this many detections per image"),
@@ -98,7 +111,10 @@ DETECTOR_NODE = (
 
 EPISODE_RECORDER = (
     ParamSpec(
-        "dataset", "", "episode dataset folder: created by the first episode, else appended to; required"
+        "dataset",
+        "",
+        "episode dataset folder: created by the first episode, else appended to; required",
+        required=True,
     ),
     ParamSpec("cameras", "robot", "camera names, comma-separated, one per image topic (video folder names)"),
     ParamSpec(
@@ -150,7 +166,12 @@ NODE_PARAMETERS: dict[str, tuple[ParamSpec, ...]] = {
 
 
 def declare(node: Node, specs: tuple[ParamSpec, ...]) -> None:
-    """Declare ``specs`` on ``node`` with descriptions (and read-only flags) from the table."""
+    """Declare ``specs`` on ``node`` with descriptions (and read-only flags) from the table; a required one left
+    '' stops the node with the README table to read."""
     for spec in specs:
         descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
         node.declare_parameter(spec.name, spec.default, descriptor)
+    table = next((name for name, listed in NODE_PARAMETERS.items() if listed is specs), node.get_name())
+    for spec in specs:
+        if spec.required and not node.get_parameter(spec.name).value:
+            raise ValueError(f"parameter '{spec.name}' is required (see the README's {table} table)")

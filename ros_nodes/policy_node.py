@@ -53,9 +53,6 @@ class PolicyNode(Node):
         super().__init__(name, **kwargs)
         declare(self, POLICY_NODE)
         get = lambda key: self.get_parameter(key).value  # noqa: E731
-        for key in ("checkpoint", "prompt_video"):
-            if not get(key):
-                raise ValueError(f"parameter '{key}' is required (see the README's policy_node table)")
         if not get("control_rate_hz") > 0:
             raise ValueError(f"control_rate_hz must be > 0, got {get('control_rate_hz')}")
         check_transport(get("image_transport"))

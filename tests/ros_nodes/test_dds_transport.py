@@ -76,22 +76,23 @@ def test_hints_name_the_fix_for_this_process() -> None:
 
 @pytest.mark.parametrize("path", sorted((REPO / "launch").glob("*.launch.py")), ids=lambda p: p.name)
 def test_launch_files_set_the_transport_defaults_for_their_processes(path: Path) -> None:
-    tree = ast.parse(path.read_text())
-    calls = [
-        n
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "transport_defaults"
-    ]
-    assert [ast.unparse(c) for c in calls] == ["transport_defaults(os.environ)"], path.name
-    description = next(
-        n
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "LaunchDescription"
+    launch_file = ast.parse(path.read_text())
+    returned = [ast.unparse(n.value) for n in ast.walk(launch_file) if isinstance(n, ast.Return)]
+    assert returned == ["vid2robot_launch_description(CONFIG, NODES)"], (
+        f"{path.name} must use the shared builder"
     )
-    first = description.args[0].elts[0]
-    assert isinstance(first, ast.Starred) and "SetEnvironmentVariable(name, value)" in ast.unparse(first), (
-        f"{path.name}: the environment must be set before the first node starts"
+    builder = next(
+        n
+        for n in ast.walk(ast.parse((REPO / "ros_nodes" / "launch_description.py").read_text()))
+        if isinstance(n, ast.FunctionDef) and n.name == "vid2robot_launch_description"
     )
+    statements = [ast.unparse(n) for n in builder.body]
+    first_action = next(i for i, text in enumerate(statements) if text.startswith("actions"))
+    assert (
+        "SetEnvironmentVariable(name, value) for name, value in transport_defaults(os.environ)"
+        in (statements[first_action])
+    ), "the environment must be set before the first node starts"
+    assert all("Node(" not in text for text in statements[:first_action])
 
 
 def test_setup_installs_the_profile() -> None:

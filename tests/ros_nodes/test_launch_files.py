@@ -1,47 +1,44 @@
-"""launch_ros is not installable here, so the launch files are checked statically: they parse, start only
-vid2robot executables that exist, pass only declared parameters (from config/*.yaml and inline), and use
-only declared launch arguments. The YAML files are checked against the nodes' parameter table."""
+"""launch_ros is not installable here, so the launch files are checked through their plans
+(ros_nodes.launch_description.launch_plan, the data vid2robot_launch_description turns into launch objects): they
+start only vid2robot nodes whose YAML section exists, set only declared parameters, and leave no required one
+unset. The YAML files are checked against the nodes' parameter table."""
 
 from __future__ import annotations
 
-import ast
+import importlib.util
 from importlib import import_module
 from importlib.metadata import distribution
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
 
 from ros_nodes import EXECUTABLES
 from ros_nodes.bringup import NODE_CLASSES
+from ros_nodes.launch_description import LaunchArgument, launch_plan
 from ros_nodes.node_parameters import NODE_PARAMETERS
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
 CONFIGS = sorted((REPO / "config").glob("*.yaml"))
-REQUIRED = {"policy_node": {"checkpoint", "prompt_video"}, "detector_node": {"checkpoint"}}
 PY_TYPES = {bool: bool, int: int, float: float, str: str}
-
-
-def _call_name(call: ast.Call) -> str:
-    return call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", "")
-
-
-def _kwargs(call: ast.Call) -> dict[str, ast.expr]:
-    return {k.arg: k.value for k in call.keywords if k.arg}
-
-
-def _constant(node: ast.expr) -> object:
-    assert isinstance(node, ast.Constant), f"expected a literal, got {ast.unparse(node)}"
-    return node.value
-
-
-def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
-    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _call_name(n) == name]
 
 
 def _declared(node: str) -> dict[str, object]:
     return {spec.name: spec.default for spec in NODE_PARAMETERS[node]}
+
+
+def _required(node: str) -> set[str]:
+    return {spec.name for spec in NODE_PARAMETERS[node] if spec.required}
+
+
+def _load(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.name.removesuffix(".py").replace(".", "_"), path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # imports no ROS launch package: those load inside the builder
+    return module
 
 
 def test_launch_files_and_configs_exist() -> None:
@@ -54,49 +51,47 @@ def test_launch_files_and_configs_exist() -> None:
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
-def test_launch_file_names_existing_executables_and_declared_parameters(path: Path) -> None:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    assert any(isinstance(f, ast.FunctionDef) and f.name == "generate_launch_description" for f in tree.body)
-    configs = [
-        c.value for c in ast.walk(tree) if isinstance(c, ast.Constant) and str(c.value).endswith(".yaml")
-    ]
-    assert len(configs) == 1, f"{path.name} should load exactly one config/*.yaml, found {configs}"
-    config_path = REPO / "config" / configs[0]
+def test_launch_file_starts_vid2robot_nodes_with_their_config_and_every_required_parameter(
+    path: Path,
+) -> None:
+    module = _load(path)
+    assert callable(module.generate_launch_description)
+    plan = launch_plan(module.CONFIG, module.NODES)  # raises for an unknown node or parameter
+    config_path = REPO / "config" / plan.config
     assert config_path.is_file(), f"{path.name} loads missing {config_path}"
     sections = yaml.safe_load(config_path.read_text())
-
-    arguments = {_constant(c.args[0]) for c in _calls(tree, "DeclareLaunchArgument")}
-    used = {_constant(c.args[0]) for c in _calls(tree, "LaunchConfiguration")}
-    assert used <= arguments, f"{path.name} uses undeclared launch arguments {sorted(used - arguments)}"
-
-    nodes = _calls(tree, "Node")
-    assert nodes, f"{path.name} starts no node"
-    for call in nodes:
-        kwargs = _kwargs(call)
-        package, executable = _constant(kwargs["package"]), _constant(kwargs["executable"])
-        assert package == "vid2robot"
-        assert executable in NODE_PARAMETERS, f"{path.name}: {executable} is not a vid2robot node executable"
-        assert _constant(kwargs["name"]) == executable, (
-            "node name = executable name (the YAML sections use it)"
-        )
+    assert plan.nodes, f"{path.name} starts no node"
+    for executable, inline in plan.nodes:
         assert executable in sections, f"{config_path.name} has no section for {executable}"
-        parameters = kwargs["parameters"]
-        assert isinstance(parameters, ast.List)
-        inline = set()
-        for item in parameters.elts:
-            if isinstance(item, ast.Dict):
-                inline |= {_constant(k) for k in item.keys}
-            else:
-                assert ast.unparse(item) == "config", (
-                    f"{path.name}: unexpected parameter source {ast.unparse(item)}"
-                )
-        declared = _declared(executable)
-        assert inline <= set(declared), (
-            f"{path.name}: {executable} does not declare {sorted(inline - set(declared))}"
-        )
         in_yaml = set(sections[executable].get("ros__parameters", {}))
-        missing = REQUIRED.get(executable, set()) - inline - in_yaml
+        missing = _required(executable) - set(inline) - in_yaml
         assert not missing, f"{path.name} never sets the required {sorted(missing)} of {executable}"
+
+
+def test_launch_arguments_take_the_parameter_table_description_default_and_type() -> None:
+    plan = launch_plan("sim_loop.yaml", {"sim_robot_node": ("task", "seed"), "policy_node": ("checkpoint",)})
+    task, seed, checkpoint = plan.arguments
+    assert task == LaunchArgument("task", "Meta-World task name", "reach-v3", str)
+    assert (seed.default, seed.value_type) == ("0", int)
+    assert checkpoint.default is None and checkpoint.value_type is str  # required: no default
+    assert plan.nodes == (("sim_robot_node", ("task", "seed")), ("policy_node", ("checkpoint",)))
+    shared = launch_plan(
+        "x.yaml", {"policy_node": ("max_linear_speed",), "sim_robot_node": ("max_linear_speed",)}
+    )
+    assert [a.name for a in shared.arguments] == ["max_linear_speed"]  # one argument sets both nodes
+
+
+@pytest.mark.parametrize(
+    ("nodes", "message"),
+    [
+        ({"planner_node": ()}, "'planner_node' is not a vid2robot node"),
+        ({"policy_node": ("chekpoint",)}, "policy_node has no parameter 'chekpoint'"),
+        ({"camera_node": ("rate_hz",), "sim_robot_node": ("rate_hz",)}, "launch argument 'rate_hz'"),
+    ],
+)
+def test_launch_plan_names_what_a_launch_file_got_wrong(nodes: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        launch_plan("x.yaml", nodes)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
