@@ -29,13 +29,10 @@ def run_offline(policy: DeployablePolicy, cfg: DictConfig, out_dir: Path) -> dic
     if trajectory is None:
         weights = getattr(c, "loss_weights", {})
         trajectory = alignment_frames(c.prompt_frames, weights.get("tcc", 0.0), weights.get("vvcl", 0.0))
-    dataset = PairedVideoDataset(
+    dataset = PairedVideoDataset.for_policy(
+        c,
         cfg.data_root,
         split=cfg.split,
-        image_size=c.image_size,
-        prompt_frames=c.prompt_frames,
-        state_frames=c.state_frames,
-        horizon=c.horizon,
         prompt_camera=cfg.prompt_camera,
         robot_camera=cfg.robot_camera,
         augment=False,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,6 +55,10 @@ class FrameCache:
         ):
             self._bytes -= self._entries.popitem(last=False)[1].nbytes
         return frames
+
+
+# What a policy reads from a dataset item: frame size, prompt and state frames, action horizon.
+WINDOW_FIELDS = ("image_size", "prompt_frames", "state_frames", "horizon")
 
 
 class PairedVideoDataset(Dataset):
@@ -142,6 +147,12 @@ class PairedVideoDataset(Dataset):
                     "(generate more episodes or use prompt_source='same')"
                 )
         self.items = [(index, t) for index in selected for t in range(self.episodes.episode(index).length)]
+
+    @classmethod
+    def for_policy(cls, config: Any, root: str | Path | EpisodeDataset, **options: Any) -> PairedVideoDataset:
+        """A dataset with ``config``'s ``WINDOW_FIELDS`` (a policy config, or the datamodule's hyperparameters,
+        which Hydra fills from it): items shaped as that policy reads them."""
+        return cls(root, **{name: getattr(config, name) for name in WINDOW_FIELDS}, **options)
 
     def __len__(self) -> int:
         return len(self.items)

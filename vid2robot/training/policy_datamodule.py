@@ -71,13 +71,10 @@ class PolicyDataModule(L.LightningDataModule):
         h = self.hparams
         if split == "train":
             refuse_held_out_hands(EpisodeDataset(h.root))
-        dataset = PairedVideoDataset(
+        dataset = PairedVideoDataset.for_policy(
+            h,
             h.root,
             split=split,
-            image_size=h.image_size,
-            prompt_frames=h.prompt_frames,
-            state_frames=h.state_frames,
-            horizon=h.horizon,
             prompt_camera=h.prompt_camera,
             robot_camera=h.robot_camera,
             prompt_source=h.prompt_source,
