@@ -35,7 +35,18 @@ def build_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
     return create_model("classifier", name, num_classes=num_classes, **kwargs)
 
 
-class ClassificationModule(L.LightningModule):
+class _AdamWWithWarmup(L.LightningModule):
+    """AdamW (weight decay on matrices only) after a linear warm-up, from the hyperparameters ``lr``,
+    ``weight_decay`` and ``warmup_steps``: the schedule both classification tasks train with."""
+
+    def configure_optimizers(self) -> dict:
+        hp = self.hparams
+        return adamw_with_warmup(
+            self, parameter_groups(self.named_parameters(), hp.weight_decay), hp.lr, hp.warmup_steps
+        )
+
+
+class ClassificationModule(_AdamWWithWarmup):
     """Image classification; logs ``train/loss`` and ``val/top1`` (DCAL also ``val/top1_sa``, ``val/top1_glca``)."""
 
     def __init__(
@@ -94,12 +105,6 @@ class ClassificationModule(L.LightningModule):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test")
 
-    def configure_optimizers(self) -> dict:
-        hp = self.hparams
-        return adamw_with_warmup(
-            self, parameter_groups(self.named_parameters(), hp.weight_decay), hp.lr, hp.warmup_steps
-        )
-
 
 def batch_hard_triplet_loss(embeddings: Tensor, labels: Tensor, margin: float = 0.3) -> Tensor:
     """Batch-hard triplet loss (Hermans et al. 2017): hardest positive vs hardest negative per anchor."""
@@ -133,7 +138,7 @@ def reid_metrics(
     return {"mAP": sum(aps) / len(aps), "rank1": sum(rank1) / len(rank1)}
 
 
-class ReIDModule(L.LightningModule):
+class ReIDModule(_AdamWWithWarmup):
     """DCAL re-ID: per branch cross-entropy over training identities + batch-hard triplet on the CLS
     embedding, uncertainty-weighted; evaluation ranks the gallery by the concatenated SA + GLCA embedding and
     logs ``val/mAP`` and ``val/rank1``."""
@@ -201,9 +206,3 @@ class ReIDModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._finish("test")
-
-    def configure_optimizers(self) -> dict:
-        hp = self.hparams
-        return adamw_with_warmup(
-            self, parameter_groups(self.named_parameters(), hp.weight_decay), hp.lr, hp.warmup_steps
-        )
