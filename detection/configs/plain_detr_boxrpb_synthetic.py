@@ -70,35 +70,30 @@ test_pipeline = [
     dict(type="PackDetInputs", meta_keys=("img_id", "img_path", "ori_shape", "img_shape", "scale_factor")),
 ]
 
-train_dataloader = dict(
-    batch_size=8,
-    num_workers=0,
-    sampler=dict(type="DefaultSampler", shuffle=True),
-    dataset=dict(
+
+def coco_split(split, pipeline, **options):  # the loader of one split folder (train/, val/)
+    dataset = dict(
         type="CocoDataset",
         data_root=data_root,
-        ann_file="train/annotations.json",
-        data_prefix=dict(img="train/images/"),
+        ann_file=f"{split}/annotations.json",
+        data_prefix=dict(img=f"{split}/images/"),
         metainfo=dict(classes=classes),
-        filter_cfg=dict(filter_empty_gt=True),
-        pipeline=train_pipeline,
-    ),
+        pipeline=pipeline,
+        **options,
+    )
+    return dict(batch_size=8, num_workers=0, dataset=dataset)
+
+
+train_dataloader = dict(
+    coco_split("train", train_pipeline, filter_cfg=dict(filter_empty_gt=True)),
+    sampler=dict(type="DefaultSampler", shuffle=True),
 )
 val_dataloader = dict(
-    batch_size=8,
-    num_workers=0,
+    coco_split("val", test_pipeline, test_mode=True),
     drop_last=False,
     sampler=dict(type="DefaultSampler", shuffle=False),
-    dataset=dict(
-        type="CocoDataset",
-        data_root=data_root,
-        ann_file="val/annotations.json",
-        data_prefix=dict(img="val/images/"),
-        metainfo=dict(classes=classes),
-        test_mode=True,
-        pipeline=test_pipeline,
-    ),
 )
+del coco_split  # a helper, not a setting
 test_dataloader = val_dataloader
 val_evaluator = dict(type="CocoMetric", ann_file=data_root + "val/annotations.json", metric="bbox")
 test_evaluator = val_evaluator
