@@ -109,7 +109,9 @@ def test_combined_loss_is_the_weighted_mean_of_its_terms() -> None:
     torch.testing.assert_close(r["loss"], (r["ce"] + r["tcc"] + r["vvcl"] + r["vtcl"]) / 4)
     acc = (out.action_logits.argmax(-1) == targets).float().mean()
     torch.testing.assert_close(r["bin_accuracy"], acc)
-    weighted = Vid2RobotLoss(action_bins=8, embed_dim=16, ce_weight=3.0, vtcl_weight=0.0)(out, actions)
+    weighted = Vid2RobotLoss(
+        action_bins=8, embed_dim=16, weights={"ce": 3.0, "tcc": 1.0, "vvcl": 1.0, "vtcl": 0.0}
+    )(out, actions)
     expected = (3 * weighted["ce"] + weighted["tcc"] + weighted["vvcl"]) / 5
     torch.testing.assert_close(weighted["loss"], expected)
 

@@ -7,6 +7,7 @@ from vid2robot.policy import (
     Vid2RobotPolicy,
     state_window_indices,
 )
+from vid2robot.policy.loss_weights import ACTION_LOSS_ONLY
 
 
 def _videos(config, batch: int, state_frames: int | None = None):
@@ -187,7 +188,7 @@ def test_blank_prompt_ignores_the_prompt(tiny_config) -> None:
 def test_single_batch_overfit_reaches_full_bin_accuracy(tiny_config) -> None:
     config = tiny_config(action_bins=256, action_dim=4)
     policy = Vid2RobotPolicy(config)
-    loss_fn = Vid2RobotLoss.from_config(config, tcc_weight=0, vvcl_weight=0, vtcl_weight=0)
+    loss_fn = Vid2RobotLoss.from_config(config, weights=ACTION_LOSS_ONLY)
     prompt, robot = _videos(config, 4)
     actions = torch.rand(4, 1, 4) * 2 - 1
     optimizer = torch.optim.AdamW(policy.parameters(), lr=3e-3)

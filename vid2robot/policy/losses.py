@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vid2robot.policy.action_tokenizer import ActionTokenizer
-from vid2robot.policy.loss_weights import check_loss_weights
+from vid2robot.policy.loss_weights import LOSS_TERMS, check_loss_weights
 from vid2robot.policy.policy_output import Vid2RobotOutput
 from vid2robot.policy.siglip_loss import SigLIPLoss
 from vid2robot.policy.temporal_cycle_consistency import temporal_cycle_consistency_loss
@@ -32,19 +33,15 @@ class Vid2RobotLoss(nn.Module):
         self,
         action_bins: int = 256,
         embed_dim: int = 128,
-        ce_weight: float = 1.0,
-        tcc_weight: float = 1.0,
-        vvcl_weight: float = 1.0,
-        vtcl_weight: float = 1.0,
+        weights: Mapping[str, float] | None = None,
         text_dim: int = TEXT_DIM,
         tcc_temperature: float = 0.1,
         tcc_variance_lambda: float = 0.001,
     ) -> None:
         super().__init__()
         self.tokenizer = ActionTokenizer(action_bins)
-        self.weights = check_loss_weights(
-            {"ce": ce_weight, "tcc": tcc_weight, "vvcl": vvcl_weight, "vtcl": vtcl_weight}
-        )
+        # one weight per LOSS_TERMS term; all 1 is the paper's objective, the mean of the four terms
+        self.weights = check_loss_weights(dict.fromkeys(LOSS_TERMS, 1.0) if weights is None else weights)
         self.tcc_temperature = tcc_temperature
         self.tcc_variance_lambda = tcc_variance_lambda
         self.video_video = SigLIPLoss()
@@ -54,13 +51,8 @@ class Vid2RobotLoss(nn.Module):
     @classmethod
     def from_config(cls, config: Any, **overrides: Any) -> Vid2RobotLoss:
         """Bins, embedding width and the policy config's own ``loss_weights`` (each policy owns its terms)."""
-        values = dict(
-            action_bins=config.action_bins,
-            embed_dim=config.embed_dim,
-            **{f"{term}_weight": weight for term, weight in config.loss_weights.items()},
-        )
-        values.update(overrides)
-        return cls(**values)
+        values = dict(action_bins=config.action_bins, embed_dim=config.embed_dim, weights=config.loss_weights)
+        return cls(**(values | overrides))
 
     def forward(
         self,
